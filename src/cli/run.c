@@ -1,0 +1,175 @@
+/* `bootvm run`: parse the command line into a vm_config and run the VM. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/log.h"
+#include "util/size.h"
+#include "vmm/config.h"
+#include "vmm/run.h"
+
+static const char run_help[] =
+"Usage: bootvm run --kernel FILE [OPTIONS]\n"
+"\n"
+"Boot a Linux kernel in a KVM microVM with its console on the terminal.\n"
+"\n"
+"Options:\n"
+"  -k, --kernel FILE        kernel: bzImage/vmlinuz (64-bit boot protocol 2.12+)\n"
+"                           or ELF vmlinux (PVH entry, else its 64-bit entry)\n"
+"  -i, --initrd FILE        initramfs or initrd image\n"
+"  -a, --append TEXT        kernel command line\n"
+"  -m, --memory SIZE        guest RAM: 512M (default), 2G, 1536MiB; a bare number\n"
+"                           is MiB; at least 8M, a multiple of 4 KiB\n"
+"  -c, --cpus N             vCPUs, 1 (default) to 255\n"
+"      --console TARGET     stdio (default), file:PATH (output only), or none\n"
+"      --no-host-decompress boot a compressed bzImage through its own in-guest\n"
+"                           decompressor instead of decompressing it here\n"
+"      --stats              print timing and memory figures when the VM ends\n"
+"  -v, --verbose            say more (repeat for debug output)\n"
+"  -h, --help               show this help\n"
+"\n"
+"Console: with a terminal on stdin, keys go to the guest in raw mode.\n"
+"  Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A h lists the keys.\n"
+"\n"
+"Exit status:\n"
+"  0    the guest powered off (ACPI S5)\n"
+"  1    bootvm failed (bad file, host error)\n"
+"  2    bad command line\n"
+"  3    the guest reset the machine (i8042 or ACPI reset register)\n"
+"  4    the guest triple-faulted\n"
+"  5    the guest kernel panicked (pvpanic, or a panic message then a reset)\n"
+"  6    KVM internal error (registers are printed)\n"
+"  7    quit with Ctrl-A x\n"
+"  128+N  bootvm got signal N (130 for SIGINT, 143 for SIGTERM)\n";
+
+enum {
+	OPT_CONSOLE = 0x100,
+	OPT_NO_HOST_DECOMPRESS,
+	OPT_STATS,
+};
+
+static const struct option run_options[] = {
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "initrd", required_argument, NULL, 'i' },
+	{ "append", required_argument, NULL, 'a' },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "cpus", required_argument, NULL, 'c' },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "no-host-decompress", no_argument, NULL, OPT_NO_HOST_DECOMPRESS },
+	{ "stats", no_argument, NULL, OPT_STATS },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_memory(const char *arg, uint64_t *out)
+{
+	char sz[32];
+
+	if (size_parse(arg, out) < 0) {
+		log_error("--memory '%s': not a size (try 512M or 2G)", arg);
+		return -1;
+	}
+	if (*out & 0xfff) {
+		log_error("--memory '%s': not a multiple of 4 KiB", arg);
+		return -1;
+	}
+	if (*out < VM_MIN_MEM_SIZE) {
+		log_error("--memory '%s': at least %s is needed", arg,
+			  size_format(VM_MIN_MEM_SIZE, sz, sizeof(sz)));
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_cpus(const char *arg, unsigned int *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v < 1 || v > VM_MAX_CPUS) {
+		log_error("--cpus '%s': not a number from 1 to %d", arg, VM_MAX_CPUS);
+		return -1;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
+static int parse_console(const char *arg, struct vm_config *cfg)
+{
+	if (!strcmp(arg, "stdio")) {
+		cfg->console = CONSOLE_STDIO;
+	} else if (!strcmp(arg, "none")) {
+		cfg->console = CONSOLE_NONE;
+	} else if (!strncmp(arg, "file:", 5) && arg[5]) {
+		cfg->console = CONSOLE_FILE;
+		cfg->console_path = arg + 5;
+	} else {
+		log_error("--console '%s': expected stdio, none or file:PATH", arg);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_run(int argc, char **argv)
+{
+	struct vm_config cfg = {
+		.cmdline = "",
+		.mem_size = VM_DEFAULT_MEM_SIZE,
+		.nr_cpus = 1,
+		.console = CONSOLE_STDIO,
+		.host_decompress = true,
+	};
+	int verbose = 0, opt;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":k:i:a:m:c:vh", run_options, NULL)) != -1) {
+		switch (opt) {
+		case 'k': cfg.kernel_path = optarg; break;
+		case 'i': cfg.initrd_path = optarg; break;
+		case 'a': cfg.cmdline = optarg; break;
+		case 'm':
+			if (parse_memory(optarg, &cfg.mem_size) < 0)
+				return CLI_USAGE;
+			break;
+		case 'c':
+			if (parse_cpus(optarg, &cfg.nr_cpus) < 0)
+				return CLI_USAGE;
+			break;
+		case OPT_CONSOLE:
+			if (parse_console(optarg, &cfg) < 0)
+				return CLI_USAGE;
+			break;
+		case OPT_NO_HOST_DECOMPRESS: cfg.host_decompress = false; break;
+		case OPT_STATS: cfg.stats = true; break;
+		case 'v': verbose++; break;
+		case 'h':
+			fputs(run_help, stdout);
+			return 0;
+		case ':':
+			log_error("run: option '%s' needs a value (see bootvm run --help)", argv[optind - 1]);
+			return CLI_USAGE;
+		default:
+			log_error("run: unknown option '%s' (see bootvm run --help)", argv[optind - 1]);
+			return CLI_USAGE;
+		}
+	}
+	if (optind < argc) {
+		log_error("run: unexpected argument '%s' (see bootvm run --help)", argv[optind]);
+		return CLI_USAGE;
+	}
+	if (!cfg.kernel_path) {
+		log_error("run: --kernel is required (see bootvm run --help)");
+		return CLI_USAGE;
+	}
+	if (verbose)
+		log_set_level(verbose > 1 ? LOG_DEBUG : LOG_INFO);
+
+	return vmm_run(&cfg);
+}

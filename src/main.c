@@ -1,0 +1,52 @@
+/* bootvm: boot a Linux kernel straight into a KVM microVM. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/log.h"
+
+#ifndef BOOTVM_VERSION
+#define BOOTVM_VERSION "unknown"
+#endif
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "run", cli_run, "boot a kernel (bzImage or ELF vmlinux) in a microVM" },
+	{ "initramfs", cli_initramfs, "build an initramfs (cpio) from a directory" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: bootvm COMMAND [OPTIONS]\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-10s  %s\n", commands[i].name, commands[i].summary);
+	fprintf(out,
+		"\n"
+		"`bootvm COMMAND --help` describes each command; bootvm(1) has the rest.\n"
+		"Example: bootvm run --kernel vmlinux --initrd initrd.cpio.gz --append console=ttyS0\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("bootvm %s\n", BOOTVM_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+
+	log_error("unknown command '%s' (try bootvm --help)", argv[1]);
+	return CLI_USAGE;
+}

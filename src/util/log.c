@@ -1,0 +1,63 @@
+#include "util/log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static enum log_level max_level = LOG_WARN;
+static log_sink_fn log_sink;
+static void *log_sink_opaque;
+static int log_crlf;
+
+void log_set_crlf(int on)
+{
+	log_crlf = on;
+}
+
+void log_set_level(enum log_level level)
+{
+	max_level = level;
+}
+
+enum log_level log_get_level(void)
+{
+	return max_level;
+}
+
+void log_set_sink(log_sink_fn sink, void *opaque)
+{
+	log_sink = sink;
+	log_sink_opaque = opaque;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	static const char *const prefix[] = {
+		[LOG_ERROR] = "", [LOG_WARN] = "warning: ",
+		[LOG_INFO] = "", [LOG_DEBUG] = "debug: ",
+	};
+	char msg[1024];
+	va_list ap;
+
+	if (level > max_level && !log_sink)
+		return;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	if (log_sink) {
+		log_sink(level, msg, log_sink_opaque);
+		return;
+	}
+
+	/* One write per line so lines from several threads never interleave. */
+	char line[1100];
+	int n = snprintf(line, sizeof(line), "bootvm: %s%s%s", prefix[level], msg,
+			 log_crlf ? "\r\n" : "\n");
+	if (n > (int)sizeof(line) - 1)
+		n = sizeof(line) - 1;
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* nowhere left to report it */
+	}
+}

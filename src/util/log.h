@@ -1,0 +1,25 @@
+/* One-line diagnostics on stderr, prefixed "bootvm: ". */
+#pragma once
+
+#include <stdarg.h>
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Messages above this level are dropped (default LOG_WARN; -v raises it). */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+
+/* Tests capture messages instead of printing them; NULL restores stderr. */
+typedef void (*log_sink_fn)(enum log_level level, const char *msg, void *opaque);
+void log_set_sink(log_sink_fn sink, void *opaque);
+
+/* While the terminal is in raw mode lines must end in "\r\n". */
+void log_set_crlf(int on);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)

@@ -1,0 +1,219 @@
+#include "vmm/vcpu.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "arch/x86/arch.h"
+#include "util/log.h"
+#include "vmm/vm.h"
+
+/* Interrupts KVM_RUN; the handler does nothing, EINTR is the point. */
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+static void vcpu_kick_handler(int sig)
+{
+	(void)sig;
+}
+
+int vcpu_signals_init(void)
+{
+	struct sigaction sa = { .sa_handler = vcpu_kick_handler };
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0) {
+		log_error("sigaction: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int id)
+{
+	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (vcpu->fd < 0) {
+		log_error("KVM_CREATE_VCPU %u: %s", id, strerror(errno));
+		return -1;
+	}
+	vcpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		log_error("mmap of vCPU %u run area: %s", id, strerror(errno));
+		vcpu->run = NULL;
+		goto err_close;
+	}
+	if (arch_vcpu_init(vcpu) < 0)
+		goto err_unmap;
+	return 0;
+
+err_unmap:
+	munmap(vcpu->run, vm->run_size);
+	vcpu->run = NULL;
+err_close:
+	close(vcpu->fd);
+	vcpu->fd = -1;
+	return -1;
+}
+
+void vcpu_destroy(struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		munmap(vcpu->run, vcpu->vm->run_size);
+	if (vcpu->fd >= 0)
+		close(vcpu->fd);
+	vcpu->run = NULL;
+	vcpu->fd = -1;
+}
+
+static void vcpu_handle_io(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	unsigned int size = run->io.size;
+	uint64_t bytes = (uint64_t)size * run->io.count;
+
+	/* The kernel fills these, but never index past the run area. */
+	if (run->io.data_offset > vcpu->vm->run_size ||
+	    bytes > vcpu->vm->run_size - run->io.data_offset)
+		return;
+
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	for (uint32_t i = 0; i < run->io.count; i++, data += size)
+		bus_access(&vcpu->vm->pio, run->io.port, data, size,
+			   run->io.direction == KVM_EXIT_IO_OUT);
+}
+
+static void vcpu_internal_error(struct vcpu *vcpu, const char *what)
+{
+	char why[96];
+
+	snprintf(why, sizeof(why), "vCPU %u: %s", vcpu->id, what);
+	/* Registers first, so they are on stderr before the VM is torn down. */
+	log_error("%s", why);
+	vcpu_dump_state(vcpu);
+	vm_request_stop(vcpu->vm, VM_STOP_INTERNAL, why);
+}
+
+/* One exit; false when this vCPU must stop running. */
+static bool vcpu_handle_exit(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	char what[96];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		vcpu_handle_io(vcpu);
+		return true;
+	case KVM_EXIT_MMIO:
+		bus_access(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data,
+			   run->mmio.len, run->mmio.is_write);
+		return true;
+	case KVM_EXIT_INTR:
+	case KVM_EXIT_HLT:	/* only without an in-kernel LAPIC; just run again */
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		snprintf(what, sizeof(what), "vCPU %u", vcpu->id);
+		vm_request_stop(vcpu->vm, VM_STOP_TRIPLE_FAULT, what);
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		switch (run->system_event.type) {
+		case KVM_SYSTEM_EVENT_SHUTDOWN:
+			vm_request_stop(vcpu->vm, VM_STOP_POWEROFF, "system event");
+			return false;
+		case KVM_SYSTEM_EVENT_RESET:
+			vm_request_stop(vcpu->vm, VM_STOP_RESET, "system event");
+			return false;
+		case KVM_SYSTEM_EVENT_CRASH:
+			vm_request_stop(vcpu->vm, VM_STOP_PANIC, "system event");
+			return false;
+		}
+		snprintf(what, sizeof(what), "unknown system event %u", run->system_event.type);
+		vcpu_internal_error(vcpu, what);
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(what, sizeof(what), "KVM internal error, suberror %u%s",
+			 run->internal.suberror,
+			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
+			 " (instruction emulation failed)" : "");
+		vcpu_internal_error(vcpu, what);
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof(what), "VM entry failed, reason 0x%llx",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		vcpu_internal_error(vcpu, what);
+		return false;
+	default:
+		snprintf(what, sizeof(what), "unexpected KVM exit %u", run->exit_reason);
+		vcpu_internal_error(vcpu, what);
+		return false;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	sigset_t set;
+	char name[16];
+
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->id);
+	pthread_setname_np(pthread_self(), name);
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (!vm_is_stopping(vcpu->vm)) {
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				vcpu->run->immediate_exit = 0;
+				continue;
+			}
+			char what[64];
+			snprintf(what, sizeof(what), "KVM_RUN: %s", strerror(errno));
+			vcpu_internal_error(vcpu, what);
+			break;
+		}
+		if (!vcpu_handle_exit(vcpu))
+			break;
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *vcpu)
+{
+	int err = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+
+	if (err) {
+		log_error("cannot start vCPU %u thread: %s", vcpu->id, strerror(err));
+		return -1;
+	}
+	vcpu->started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *vcpu)
+{
+	if (!vcpu->started || !vcpu->run)
+		return;
+	/* immediate_exit covers a kick that lands just before KVM_RUN. */
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_join(struct vcpu *vcpu)
+{
+	if (!vcpu->started)
+		return;
+	pthread_join(vcpu->thread, NULL);
+	vcpu->started = false;
+}
+
+void vcpu_dump_state(struct vcpu *vcpu)
+{
+	arch_vcpu_dump(vcpu);
+}

@@ -1,0 +1,260 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "arch/x86/arch.h"
+#include "arch/x86/layout.h"
+#include "util/log.h"
+#include "vmm/vcpu.h"
+
+#define KVM_CPUID_MAX_ENTRIES 256
+
+const char *vm_stop_reason_name(enum vm_stop_reason reason)
+{
+	switch (reason) {
+	case VM_STOP_NONE: return "running";
+	case VM_STOP_POWEROFF: return "guest powered off";
+	case VM_STOP_ERROR: return "bootvm error";
+	case VM_STOP_USAGE: return "usage error";
+	case VM_STOP_RESET: return "guest reset";
+	case VM_STOP_TRIPLE_FAULT: return "guest triple fault";
+	case VM_STOP_PANIC: return "guest kernel panic";
+	case VM_STOP_INTERNAL: return "KVM internal error";
+	case VM_STOP_QUIT: return "quit from the console";
+	default: return reason > VM_STOP_SIGNAL ? "killed by a signal" : "unknown";
+	}
+}
+
+int vm_stop_init(struct vm *vm)
+{
+	vm->stop_reason = VM_STOP_NONE;
+	vm->stopping = false;
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0) {
+		log_error("eventfd: %s", strerror(errno));
+		return -1;
+	}
+	pthread_mutex_init(&vm->stop_lock, NULL);
+	return 0;
+}
+
+void vm_stop_fini(struct vm *vm)
+{
+	if (vm->stop_fd >= 0)
+		close(vm->stop_fd);
+	vm->stop_fd = -1;
+	pthread_mutex_destroy(&vm->stop_lock);
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *why)
+{
+	uint64_t one = 1;
+	bool first;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	first = !vm->stopping;
+	if (first) {
+		if (reason == VM_STOP_RESET && vm->panic_seen)
+			reason = VM_STOP_PANIC;
+		vm->stop_reason = reason;
+		__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&vm->stop_lock);
+	if (!first)
+		return;
+
+	if (why)
+		log_info("%s (%s)", vm_stop_reason_name(reason), why);
+	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
+		/* the counter is already non-zero: the waiter will wake */
+	}
+	/* Kick the vCPUs out of KVM_RUN so nothing runs past the stop. */
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+}
+
+bool vm_is_stopping(struct vm *vm)
+{
+	return __atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE);
+}
+
+enum vm_stop_reason vm_stop_reason(struct vm *vm)
+{
+	enum vm_stop_reason r;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	r = vm->stop_reason;
+	pthread_mutex_unlock(&vm->stop_lock);
+	return r;
+}
+
+static int vm_set_memory(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->mem.nr_regions; i++) {
+		const struct guest_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region kr = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uintptr_t)r->host,
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0) {
+			log_error("KVM_SET_USER_MEMORY_REGION at 0x%llx: %s",
+				  (unsigned long long)r->gpa, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int vm_get_supported_cpuid(struct vm *vm)
+{
+	size_t sz = sizeof(struct kvm_cpuid2) + KVM_CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
+
+	vm->cpuid = calloc(1, sz);
+	if (!vm->cpuid) {
+		log_error("out of memory");
+		return -1;
+	}
+	vm->cpuid->nent = KVM_CPUID_MAX_ENTRIES;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->cpuid) < 0) {
+		log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	if (vm_stop_init(vm) < 0)
+		return -1;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		log_error("cannot open /dev/kvm: %s%s", strerror(errno),
+			  errno == ENOENT ? " (is KVM enabled in this kernel?)" :
+			  errno == EACCES ? " (is this user in the kvm group?)" : "");
+		goto err;
+	}
+	ret = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (ret != KVM_API_VERSION) {
+		log_error("/dev/kvm speaks API version %d, bootvm needs %d", ret, KVM_API_VERSION);
+		goto err;
+	}
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) <= 0) {
+		log_error("KVM lacks KVM_CAP_IMMEDIATE_EXIT (Linux 4.11 or later is needed)");
+		goto err;
+	}
+	ret = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (ret < (int)sizeof(struct kvm_run)) {
+		log_error("KVM_GET_VCPU_MMAP_SIZE: %s", ret < 0 ? strerror(errno) : "too small");
+		goto err;
+	}
+	vm->run_size = (size_t)ret;
+
+	do
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	while (vm->vm_fd < 0 && errno == EINTR);
+	if (vm->vm_fd < 0) {
+		log_error("KVM_CREATE_VM: %s", strerror(errno));
+		goto err;
+	}
+	if (vm_get_supported_cpuid(vm) < 0)
+		goto err;
+	if (arch_vm_init(vm) < 0)
+		goto err;
+	if (guest_mem_init(&vm->mem, cfg->mem_size, LAYOUT_MMIO_HOLE_START) < 0)
+		goto err;
+	if (vm_set_memory(vm) < 0)
+		goto err;
+	return 0;
+
+err:
+	vm_destroy(vm);
+	return -1;
+}
+
+int vm_create_vcpus(struct vm *vm, unsigned int nr_cpus)
+{
+	vm->nr_cpus_planned = nr_cpus;
+	vm->vcpus = calloc(nr_cpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		log_error("out of memory");
+		return -1;
+	}
+	for (unsigned int i = 0; i < nr_cpus; i++) {
+		if (vcpu_create(vm, &vm->vcpus[i], i) < 0)
+			return -1;
+		vm->nr_vcpus = i + 1;
+	}
+	return 0;
+}
+
+int vm_start_vcpus(struct vm *vm)
+{
+	if (vcpu_signals_init() < 0)
+		return -1;
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		if (vcpu_start(&vm->vcpus[i]) < 0) {
+			vm_request_stop(vm, VM_STOP_ERROR, NULL);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void vm_stop_vcpus(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		vm_stop_vcpus(vm);
+		for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+			vcpu_destroy(&vm->vcpus[i]);
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+		vm->nr_vcpus = 0;
+	}
+	guest_mem_destroy(&vm->mem);
+	free(vm->routing);
+	vm->routing = NULL;
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->vm_fd = vm->kvm_fd = -1;
+	vm_stop_fini(vm);
+}
+
+int vm_irq_line(struct vm *vm, unsigned int gsi, int level)
+{
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0) {
+		log_warn("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
+		return -1;
+	}
+	return 0;
+}

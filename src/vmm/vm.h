@@ -1,0 +1,73 @@
+/* A VM: the KVM handles, guest RAM, the two buses, the vCPUs, and how it stops. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/bus.h"
+#include "vmm/config.h"
+#include "vmm/exit_status.h"
+#include "vmm/memory.h"
+
+struct vcpu;
+struct kvm_cpuid2;
+struct kvm_irq_routing;
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	size_t run_size;		/* mmap size of each vCPU's struct kvm_run */
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+
+	unsigned int nr_vcpus;		/* created so far */
+	unsigned int nr_cpus_planned;	/* how many it will have (CPUID topology) */
+	struct vcpu *vcpus;
+	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID; vCPUs derive theirs */
+
+	/* GSI routes handed to KVM; irqchip pins now, MSIs later. */
+	struct kvm_irq_routing *routing;
+	unsigned int routing_cap;
+
+	/* Stopping: the first request wins and names the exit status. */
+	pthread_mutex_t stop_lock;
+	bool stopping;
+	enum vm_stop_reason stop_reason;
+	int stop_fd;			/* eventfd, readable once a stop was asked for */
+	bool panic_seen;		/* the console showed a kernel panic message */
+};
+
+/*
+ * Open /dev/kvm, create the VM with its in-kernel irqchip and PIT, and map
+ * cfg->mem_size bytes of RAM. Logs and returns -1 on failure.
+ */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+
+/* Create every vCPU (not started). */
+int vm_create_vcpus(struct vm *vm, unsigned int nr_cpus);
+
+/* Start one thread per vCPU, wait until something asks the VM to stop,
+ * then stop and join them all. Returns the stop reason. */
+int vm_start_vcpus(struct vm *vm);
+void vm_stop_vcpus(struct vm *vm);
+
+void vm_destroy(struct vm *vm);
+
+/* Drive an ISA/GSI interrupt line (level 1 = asserted). */
+int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
+
+/*
+ * Ask the VM to stop with this reason; the first call wins, later ones are
+ * ignored. Safe from any thread. A reset after the guest printed a kernel
+ * panic message counts as a panic.
+ */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *why);
+bool vm_is_stopping(struct vm *vm);
+enum vm_stop_reason vm_stop_reason(struct vm *vm);
+
+/* Just the stop machinery, for code (and unit tests) that need no KVM. */
+int vm_stop_init(struct vm *vm);
+void vm_stop_fini(struct vm *vm);
