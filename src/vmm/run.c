@@ -202,6 +202,10 @@ int vmm_run(const struct vm_config *cfg)
 out_devices:
 	if (ctx.console)
 		console_stop(ctx.console, 0);
+	/* bootvm exits after this: let a child wait out the kernel's slow VM teardown. */
+	vm_stop_vcpus(&ctx.vm);
+	if (ctx.vm.vm_fd >= 0)
+		vm_teardown_detached(&ctx.vm);
 	vm_destroy(&ctx.vm);
 	if (ctx.serial)
 		serial_destroy(ctx.serial);

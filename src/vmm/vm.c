@@ -248,6 +248,58 @@ void vm_destroy(struct vm *vm)
 	vm_stop_fini(vm);
 }
 
+/* Keep only the fds in keep[] (sorted, ascending), close everything else. */
+static void close_all_but(const int *keep, unsigned int n)
+{
+	unsigned int first = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if ((unsigned int)keep[i] > first)
+			close_range(first, (unsigned int)keep[i] - 1, 0);
+		first = (unsigned int)keep[i] + 1;
+	}
+	close_range(first, ~0U, 0);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+int vm_teardown_detached(struct vm *vm)
+{
+	int keep[VM_MAX_CPUS + 3], n = 0, parent_alive[2];
+
+	keep[n++] = vm->kvm_fd;
+	keep[n++] = vm->vm_fd;
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		keep[n++] = vm->vcpus[i].fd;
+	if (pipe2(parent_alive, O_CLOEXEC) < 0)
+		return -1;
+	keep[n++] = parent_alive[0];
+	qsort(keep, (size_t)n, sizeof(keep[0]), cmp_int);
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(parent_alive[0]);
+		close(parent_alive[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		char c;
+
+		/* Hold nothing the caller's caller waits on (stdout pipes above all). */
+		close_all_but(keep, (unsigned int)n);
+		/* EOF once the parent has exited: then ours are the last references. */
+		while (read(parent_alive[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(parent_alive[0]);
+	/* parent_alive[1] stays open until we exit. */
+	return 0;
+}
+
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level)
 {
 	struct kvm_irq_level irq = { .irq = gsi, .level = level };

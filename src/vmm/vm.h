@@ -56,6 +56,16 @@ void vm_stop_vcpus(struct vm *vm);
 
 void vm_destroy(struct vm *vm);
 
+/*
+ * For a process about to exit: leave the kernel's teardown of the VM to a
+ * child process that waits for us to exit first. Destroying a VM with an
+ * in-kernel irqchip and PIT waits for several SRCU grace periods (25 ms on
+ * the build machines), which would otherwise delay our exit. The vCPUs must
+ * be stopped. Afterwards only exiting is allowed; returns -1 (and nothing
+ * changed) if the child could not be started.
+ */
+int vm_teardown_detached(struct vm *vm);
+
 /* Drive an ISA/GSI interrupt line (level 1 = asserted). */
 int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 

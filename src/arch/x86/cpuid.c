@@ -87,8 +87,10 @@ int cpuid_build(const struct kvm_cpuid2 *supported, unsigned int apic_id,
 
 		switch (e->function) {
 		case 1:
-			e->ebx = (e->ebx & 0x0000ffff) | (apic_id << 24) |
-				 ((1U << core_bits) << 16);
+			/* Addressable logical IDs per package: an 8-bit field. */
+			unsigned int ids = 1U << core_bits;
+			e->ebx = (e->ebx & 0x0000ffff) | ((apic_id & 0xff) << 24) |
+				 ((ids > 255 ? 255 : ids) << 16);
 			e->ecx |= CPUID1_ECX_HYPERVISOR | CPUID1_ECX_X2APIC;
 			if (nr_cpus > 1)
 				e->edx |= CPUID1_EDX_HTT;

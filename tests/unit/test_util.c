@@ -1,0 +1,124 @@
+/* util/: size parsing and formatting, file mapping, log capture. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/file.h"
+#include "util/log.h"
+#include "util/size.h"
+
+struct captured {
+	int count;
+	char last[1024];
+};
+
+static void capture(enum log_level level, const char *msg, void *opaque)
+{
+	struct captured *c = opaque;
+
+	if (level == LOG_ERROR) {
+		c->count++;
+		snprintf(c->last, sizeof(c->last), "%s", msg);
+	}
+}
+
+static void test_size_parse_units(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(size_parse("512M", &v), 0);
+	assert_int_equal(v, 512ULL << 20);
+	assert_int_equal(size_parse("2G", &v), 0);
+	assert_int_equal(v, 2ULL << 30);
+	assert_int_equal(size_parse("1536MiB", &v), 0);
+	assert_int_equal(v, 1536ULL << 20);
+	assert_int_equal(size_parse("4096k", &v), 0);
+	assert_int_equal(v, 4096ULL << 10);
+	assert_int_equal(size_parse("1T", &v), 0);
+	assert_int_equal(v, 1ULL << 40);
+	assert_int_equal(size_parse("8GB", &v), 0);
+	assert_int_equal(v, 8ULL << 30);
+	assert_int_equal(size_parse("4096B", &v), 0);
+	assert_int_equal(v, 4096);
+	/* A bare number is MiB, as in QEMU. */
+	assert_int_equal(size_parse("256", &v), 0);
+	assert_int_equal(v, 256ULL << 20);
+}
+
+static void test_size_parse_rejects(void **state)
+{
+	static const char *const bad[] = {
+		"", "M", "-1G", " 1G", "1G ", "1.5G", "1X", "1Gi", "1MiBs", "0x10M",
+		"99999999999999999999", "17179869184T", NULL,
+	};
+	uint64_t v;
+
+	for (int i = 0; bad[i]; i++)
+		assert_int_equal(size_parse(bad[i], &v), -1);
+	assert_int_equal(size_parse(NULL, &v), -1);
+}
+
+static void test_size_format(void **state)
+{
+	char buf[32];
+
+	assert_string_equal(size_format(512ULL << 20, buf, sizeof(buf)), "512 MiB");
+	assert_string_equal(size_format(1536ULL << 20, buf, sizeof(buf)), "1.5 GiB");
+	assert_string_equal(size_format(100, buf, sizeof(buf)), "100 bytes");
+	assert_string_equal(size_format(4096, buf, sizeof(buf)), "4 KiB");
+}
+
+static void test_file_map_errors(void **state)
+{
+	struct captured cap = { 0 };
+	struct file_map fm;
+
+	log_set_sink(capture, &cap);
+	assert_int_equal(file_map("/nonexistent/kernel", "kernel", &fm), -1);
+	assert_int_equal(cap.count, 1);
+	assert_non_null(strstr(cap.last, "kernel '/nonexistent/kernel'"));
+	assert_non_null(strstr(cap.last, "No such file"));
+
+	assert_int_equal(file_map("/tmp", "initrd", &fm), -1);
+	assert_int_equal(cap.count, 2);
+	assert_non_null(strstr(cap.last, "not a regular file"));
+	log_set_sink(NULL, NULL);
+}
+
+static void test_file_map_contents(void **state)
+{
+	char path[] = "/tmp/bootvm-test-XXXXXX";
+	int fd = mkstemp(path);
+	struct file_map fm;
+
+	assert_true(fd >= 0);
+	assert_int_equal(file_map(path, "kernel", &fm), 0);	/* empty is fine */
+	assert_null(fm.data);
+	assert_int_equal(fm.size, 0);
+	assert_int_equal(write(fd, "abc", 3), 3);
+	assert_int_equal(file_map(path, "kernel", &fm), 0);
+	assert_int_equal(fm.size, 3);
+	assert_memory_equal(fm.data, "abc", 3);
+	file_unmap(&fm);
+	assert_null(fm.data);
+	close(fd);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_size_parse_units),
+		cmocka_unit_test(test_size_parse_rejects),
+		cmocka_unit_test(test_size_format),
+		cmocka_unit_test(test_file_map_errors),
+		cmocka_unit_test(test_file_map_contents),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
