@@ -19,10 +19,20 @@ struct console;
 /* Open the target named by cfg->console / cfg->console_path. Logs, NULL on error. */
 struct console *console_open(const struct vm_config *cfg);
 
+/*
+ * The same with explicit descriptors (console_open() passes stdin/stdout;
+ * tests pass pipes and pseudo-terminals). -1: none. kind CONSOLE_NONE
+ * ignores both, CONSOLE_FILE ignores in_fd. The fds stay the caller's.
+ */
+struct console *console_open_fds(enum console_kind kind, int in_fd, int out_fd);
+
 /* Called (from the console's input thread) when the user types the quit sequence. */
 void console_set_quit_handler(struct console *c, void (*fn)(void *opaque), void *opaque);
 
-/* Called with every chunk of guest output before it is queued (or dropped). */
+/*
+ * Called with every chunk of guest output before it is queued (or dropped),
+ * with the console's lock held: it must not call into the console.
+ */
 void console_set_observer(struct console *c,
 			  void (*fn)(void *opaque, const uint8_t *buf, size_t len),
 			  void *opaque);
@@ -30,6 +40,10 @@ void console_set_observer(struct console *c,
 /*
  * Where guest input goes: receive() takes what it can and returns how many
  * bytes it took; the rest waits until console_input_ready() is called.
+ * receive(), the room handler and the quit handler run on console threads
+ * without the console's lock, so they may call back into the console, and
+ * a device may call console_write(), console_write_room() and
+ * console_input_ready() while holding its own lock (order: device, console).
  */
 void console_set_input(struct console *c,
 		       size_t (*receive)(void *opaque, const uint8_t *buf, size_t len),

@@ -1,5 +1,6 @@
 #include "util/log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,7 +8,8 @@
 static enum log_level max_level = LOG_WARN;
 static log_sink_fn log_sink;
 static void *log_sink_opaque;
-static int log_crlf;
+/* Set by the console thread when the TTY goes raw, read by every thread. */
+static atomic_int log_crlf;
 
 void log_set_crlf(int on)
 {

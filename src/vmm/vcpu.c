@@ -91,9 +91,9 @@ static void vcpu_handle_io(struct vcpu *vcpu)
 
 static void vcpu_internal_error(struct vcpu *vcpu, const char *what)
 {
-	char why[96];
+	char why[128];
 
-	snprintf(why, sizeof(why), "vCPU %u: %s", vcpu->id, what);
+	snprintf(why, sizeof(why), "vCPU %u: %.100s", vcpu->id, what);
 	/* Registers first, so they are on stderr before the VM is torn down. */
 	log_error("%s", why);
 	vcpu_dump_state(vcpu);

@@ -15,15 +15,18 @@
 
 #define MAX 64
 
+/* A kvm_cpuid2 with room for MAX entries (a union keeps it standard C). */
 struct table {
-	struct kvm_cpuid2 hdr;
-	struct kvm_cpuid_entry2 e[MAX];
+	union {
+		struct kvm_cpuid2 hdr;
+		unsigned char room[sizeof(struct kvm_cpuid2) + MAX * sizeof(struct kvm_cpuid_entry2)];
+	};
 };
 
 static void add(struct table *t, uint32_t fn, uint32_t idx, uint32_t flags,
 		uint32_t a, uint32_t b, uint32_t c, uint32_t d)
 {
-	t->e[t->hdr.nent++] = (struct kvm_cpuid_entry2){ .function = fn, .index = idx,
+	t->hdr.entries[t->hdr.nent++] = (struct kvm_cpuid_entry2){ .function = fn, .index = idx,
 		.flags = flags, .eax = a, .ebx = b, .ecx = c, .edx = d };
 }
 

@@ -24,6 +24,9 @@
 #define MSR_CSTAR		0xc0000083
 #define MSR_SYSCALL_MASK	0xc0000084
 #define MSR_KERNEL_GS_BASE	0xc0000102
+#define MSR_K7_HWCR		0xc0010015
+
+#define HWCR_TSC_FREQ_SEL	(1ULL << 24)	/* AMD: TSC counts at the P0 frequency */
 
 #define MISC_ENABLE_FAST_STRING	(1ULL << 0)
 #define MTRR_ENABLE		(1ULL << 11)
@@ -80,22 +83,39 @@ static int vcpu_set_msrs(struct vcpu *vcpu)
 		{ MSR_MTRR_DEF_TYPE, MTRR_ENABLE | MTRR_TYPE_WRBACK },
 	};
 	enum { N = sizeof(boot_msrs) / sizeof(boot_msrs[0]) };
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[N];
-	} msrs = { .hdr.nmsrs = N };
+	struct kvm_msrs *msrs = calloc(1, sizeof(*msrs) + N * sizeof(msrs->entries[0]));
 
-	for (unsigned int i = 0; i < N; i++) {
-		msrs.e[i].index = boot_msrs[i].index;
-		msrs.e[i].data = boot_msrs[i].data;
-	}
-	int ret = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
-	if (ret != N) {
-		log_error("vCPU %u: KVM_SET_MSRS set %d of %d (MSR 0x%x refused)%s%s", vcpu->id,
-			  ret < 0 ? 0 : ret, N, ret < 0 ? 0 : msrs.e[ret].index,
-			  ret < 0 ? ": " : "", ret < 0 ? strerror(errno) : "");
+	if (!msrs) {
+		log_error("out of memory");
 		return -1;
 	}
+	msrs->nmsrs = N;
+	for (unsigned int i = 0; i < N; i++) {
+		msrs->entries[i].index = boot_msrs[i].index;
+		msrs->entries[i].data = boot_msrs[i].data;
+	}
+	int ret = ioctl(vcpu->fd, KVM_SET_MSRS, msrs);
+	if (ret != N) {
+		log_error("vCPU %u: KVM_SET_MSRS set %d of %d (MSR 0x%x refused)%s%s", vcpu->id,
+			  ret < 0 ? 0 : ret, N, ret < 0 ? 0 : msrs->entries[ret].index,
+			  ret < 0 ? ": " : "", ret < 0 ? strerror(errno) : "");
+		free(msrs);
+		return -1;
+	}
+
+	/*
+	 * AMD firmware sets HWCR.TscFreqSel; without it Linux reports a firmware
+	 * bug for CPUs with an invariant TSC. KVM accepts the bit since Linux 6.6;
+	 * older hosts refuse it, which costs only that warning.
+	 */
+	if (cpuid_is_amd(vcpu->vm->cpuid)) {
+		msrs->nmsrs = 1;
+		msrs->entries[0] = (struct kvm_msr_entry){ .index = MSR_K7_HWCR,
+							   .data = HWCR_TSC_FREQ_SEL };
+		if (ioctl(vcpu->fd, KVM_SET_MSRS, msrs) != 1)
+			log_debug("vCPU %u: KVM refused HWCR.TscFreqSel", vcpu->id);
+	}
+	free(msrs);
 	return 0;
 }
 

@@ -33,7 +33,7 @@ static unsigned int order_base_2(unsigned int n)
 	return bits;
 }
 
-static int is_amd(const struct kvm_cpuid2 *c)
+int cpuid_is_amd(const struct kvm_cpuid2 *c)
 {
 	for (uint32_t i = 0; i < c->nent; i++)
 		if (c->entries[i].function == 0)
@@ -71,7 +71,7 @@ int cpuid_build(const struct kvm_cpuid2 *supported, unsigned int apic_id,
 		unsigned int nr_cpus, struct kvm_cpuid2 *out, unsigned int max)
 {
 	uint32_t n = 0;
-	int amd = is_amd(supported);
+	int amd = cpuid_is_amd(supported);
 	unsigned int core_bits = order_base_2(nr_cpus);
 
 	for (uint32_t i = 0; i < supported->nent; i++) {
@@ -86,9 +86,10 @@ int cpuid_build(const struct kvm_cpuid2 *supported, unsigned int apic_id,
 		*e = *s;
 
 		switch (e->function) {
-		case 1:
+		case 1: {
 			/* Addressable logical IDs per package: an 8-bit field. */
 			unsigned int ids = 1U << core_bits;
+
 			e->ebx = (e->ebx & 0x0000ffff) | ((apic_id & 0xff) << 24) |
 				 ((ids > 255 ? 255 : ids) << 16);
 			e->ecx |= CPUID1_ECX_HYPERVISOR | CPUID1_ECX_X2APIC;
@@ -97,6 +98,7 @@ int cpuid_build(const struct kvm_cpuid2 *supported, unsigned int apic_id,
 			else
 				e->edx &= ~CPUID1_EDX_HTT;
 			break;
+		}
 		case 4:		/* Intel: cores per package, threads per cache */
 			if (!amd && (e->eax & 0x1f)) {
 				e->eax &= 0x3ff;

@@ -16,3 +16,6 @@ int cpuid_build(const struct kvm_cpuid2 *supported, unsigned int apic_id,
 
 /* The entry for function/index in c, or NULL. */
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t function, uint32_t index);
+
+/* Whether c describes an AMD (or Hygon) CPU. */
+int cpuid_is_amd(const struct kvm_cpuid2 *c);

@@ -1,0 +1,189 @@
+#include "devices/acpi_pm.h"
+#include "devices/acpi_pm_internal.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arch/x86/layout.h"
+#include "util/log.h"
+#include "vmm/vm.h"
+
+/* Register lengths as the FADT describes them. */
+#define PM1_EVT_LEN		4	/* PM1_STS (16 bits), then PM1_EN (16 bits) */
+#define PM1_CNT_LEN		2
+#define RESET_REG_LEN		1
+
+/* PM1_STS / PM1_EN bits (ACPI 6.3 tables 4-16 to 4-19). */
+#define PM1_STS_TMR		(1U << 0)
+#define PM1_STS_BM		(1U << 4)
+#define PM1_STS_GBL		(1U << 5)
+#define PM1_STS_PWRBTN		(1U << 8)
+#define PM1_STS_SLPBTN		(1U << 9)
+#define PM1_STS_RTC		(1U << 10)
+#define PM1_STS_PCIEXP_WAKE	(1U << 14)
+#define PM1_STS_WAK		(1U << 15)
+#define PM1_STS_MASK		(PM1_STS_TMR | PM1_STS_BM | PM1_STS_GBL | PM1_STS_PWRBTN | \
+				 PM1_STS_SLPBTN | PM1_STS_RTC | PM1_STS_PCIEXP_WAKE | PM1_STS_WAK)
+/*
+ * PM1_EN keeps what is written to its defined bits: ACPICA reads an enable
+ * bit back after setting it (GBL_EN for the global lock at boot) and logs an
+ * error if it did not stick.
+ */
+#define PM1_EN_TMR		(1U << 0)
+#define PM1_EN_GBL		(1U << 5)
+#define PM1_EN_PWRBTN		(1U << 8)
+#define PM1_EN_SLPBTN		(1U << 9)
+#define PM1_EN_RTC		(1U << 10)
+#define PM1_EN_PCIEXP_WAKE_DIS	(1U << 14)
+#define PM1_EN_MASK		(PM1_EN_TMR | PM1_EN_GBL | PM1_EN_PWRBTN | PM1_EN_SLPBTN | \
+				 PM1_EN_RTC | PM1_EN_PCIEXP_WAKE_DIS)
+
+/* PM1_CNT bits (ACPI 6.3 table 4-20). */
+#define PM1_CNT_SCI_EN		(1U << 0)	/* always set: no SMI, always in ACPI mode */
+#define PM1_CNT_BM_RLD		(1U << 1)
+#define PM1_CNT_GBL_RLS		(1U << 2)	/* write-only */
+#define PM1_CNT_SLP_TYP_SHIFT	10
+#define PM1_CNT_SLP_TYP_MASK	(7U << PM1_CNT_SLP_TYP_SHIFT)
+#define PM1_CNT_SLP_EN		(1U << 13)	/* write-only */
+#define PM1_CNT_STORED		(PM1_CNT_BM_RLD | PM1_CNT_SLP_TYP_MASK)
+
+/*
+ * Nothing in bootvm raises a PM1 status bit yet (no power button, no PM
+ * timer), so the SCI is never asserted; the registers still behave as the
+ * specification says so that ACPICA's read-modify-write sequences work.
+ *
+ * One instance per process: acpi_pm.h gives no way to free per-VM state,
+ * and bootvm runs one VM per process. acpi_pm_create() resets it.
+ */
+struct acpi_pm {
+	pthread_mutex_t lock;
+	struct vm *vm;
+	uint16_t sts;
+	uint16_t en;
+	uint16_t cnt;		/* PM1_CNT_STORED bits only */
+	bool warned_sleep;	/* the guest asked for an unsupported sleep state */
+};
+
+static struct acpi_pm acpi_pm_dev = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/*
+ * The event block is a little-endian pair of 16-bit registers; an access of
+ * 1, 2 or 4 bytes may start at any offset (bus.c keeps it inside the block).
+ */
+static uint64_t acpi_pm_evt_read(void *dev, uint64_t offset, unsigned int size)
+{
+	struct acpi_pm *pm = dev;
+	uint32_t block;
+
+	pthread_mutex_lock(&pm->lock);
+	block = (uint32_t)pm->sts | (uint32_t)pm->en << 16;
+	pthread_mutex_unlock(&pm->lock);
+	return (block >> (8 * offset)) & (size >= 4 ? UINT32_MAX : (1U << (8 * size)) - 1);
+}
+
+static void acpi_pm_evt_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
+{
+	struct acpi_pm *pm = dev;
+	uint32_t mask = (size >= 4 ? UINT32_MAX : (1U << (8 * size)) - 1) << (8 * offset);
+	uint32_t v = (uint32_t)(value << (8 * offset)) & mask;
+
+	pthread_mutex_lock(&pm->lock);
+	pm->sts &= (uint16_t)~v;			/* write 1 to clear */
+	pm->en = (uint16_t)(((pm->en & ~(mask >> 16)) | (v >> 16)) & PM1_EN_MASK);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+static uint64_t acpi_pm_cnt_read(void *dev, uint64_t offset, unsigned int size)
+{
+	struct acpi_pm *pm = dev;
+	uint32_t cnt;
+
+	pthread_mutex_lock(&pm->lock);
+	cnt = pm->cnt | PM1_CNT_SCI_EN;
+	pthread_mutex_unlock(&pm->lock);
+	return (cnt >> (8 * offset)) & ((1U << (8 * size)) - 1);
+}
+
+static void acpi_pm_cnt_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
+{
+	struct acpi_pm *pm = dev;
+	uint32_t mask = (size >= 2 ? 0xffffU : 0xffU) << (8 * offset);
+	uint32_t v = (uint32_t)(value << (8 * offset)) & mask;
+	unsigned int slp_typ;
+	bool sleep, warn = false;
+
+	pthread_mutex_lock(&pm->lock);
+	pm->cnt = (uint16_t)(((pm->cnt & ~mask) | v) & PM1_CNT_STORED);
+	slp_typ = (pm->cnt & PM1_CNT_SLP_TYP_MASK) >> PM1_CNT_SLP_TYP_SHIFT;
+	/* ACPICA writes SLP_TYP first, then SLP_TYP with SLP_EN: only the latter acts. */
+	sleep = v & PM1_CNT_SLP_EN;
+	if (sleep && slp_typ != ACPI_S5_SLP_TYP && !pm->warned_sleep) {
+		pm->warned_sleep = true;
+		warn = true;
+	}
+	pthread_mutex_unlock(&pm->lock);
+
+	if (sleep && slp_typ == ACPI_S5_SLP_TYP)
+		vm_request_stop(pm->vm, VM_STOP_POWEROFF, "ACPI S5");
+	else if (warn)
+		log_warn("guest asked for ACPI sleep type %u; only S5 (%u) is supported, ignored",
+			 slp_typ, ACPI_S5_SLP_TYP);
+}
+
+static uint64_t acpi_pm_reset_read(void *dev, uint64_t offset, unsigned int size)
+{
+	return 0;
+}
+
+static void acpi_pm_reset_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
+{
+	struct acpi_pm *pm = dev;
+
+	if ((value & 0xff) == ACPI_RESET_VALUE)
+		vm_request_stop(pm->vm, VM_STOP_RESET, "ACPI reset register");
+}
+
+void acpi_pm_test_set_status(uint16_t bits)
+{
+	pthread_mutex_lock(&acpi_pm_dev.lock);
+	acpi_pm_dev.sts |= bits & PM1_STS_MASK;
+	pthread_mutex_unlock(&acpi_pm_dev.lock);
+}
+
+static const struct bus_ops acpi_pm_evt_ops = {
+	.read = acpi_pm_evt_read,
+	.write = acpi_pm_evt_write,
+};
+
+static const struct bus_ops acpi_pm_cnt_ops = {
+	.read = acpi_pm_cnt_read,
+	.write = acpi_pm_cnt_write,
+};
+
+static const struct bus_ops acpi_pm_reset_ops = {
+	.read = acpi_pm_reset_read,
+	.write = acpi_pm_reset_write,
+};
+
+int acpi_pm_create(struct vm *vm)
+{
+	struct acpi_pm *pm = &acpi_pm_dev;
+
+	pthread_mutex_lock(&pm->lock);
+	pm->vm = vm;
+	pm->sts = 0;
+	pm->en = 0;
+	pm->cnt = 0;
+	pm->warned_sleep = false;
+	pthread_mutex_unlock(&pm->lock);
+
+	if (bus_register(&vm->pio, PORT_ACPI_PM1A_EVT, PM1_EVT_LEN, "ACPI PM1a event",
+			 &acpi_pm_evt_ops, pm) < 0 ||
+	    bus_register(&vm->pio, PORT_ACPI_PM1A_CNT, PM1_CNT_LEN, "ACPI PM1a control",
+			 &acpi_pm_cnt_ops, pm) < 0 ||
+	    bus_register(&vm->pio, PORT_ACPI_RESET, RESET_REG_LEN, "ACPI reset",
+			 &acpi_pm_reset_ops, pm) < 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,683 @@
+#!/usr/bin/env python3
+"""bootvm + the freestanding test guests (tests/guest/), as TAP.
+
+Usage: guests.py GROUP     (GROUP: see GROUPS at the end; one meson test each)
+
+Every run is `bootvm run --console stdio --kernel GUEST ...` with a timeout,
+its console output (stdout), stderr and exit status checked against
+docs/MACHINE.md: the memory map, the exit statuses, the entry protocols.
+Guests print "entry=pvh" or "entry=linux64" first, so each check knows which
+boot path was taken.
+
+Environment: BOOTVM (the binary), GUEST_DIR (the built guests),
+BOOTVM_E2E_TIMEOUT (seconds per run, default 20).
+"""
+import gzip
+import lzma
+import os
+import random
+import re
+import select
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.environ.get("SOURCE_ROOT", os.path.dirname(os.path.dirname(HERE)))
+BUILD_ROOT = os.environ.get("BUILD_ROOT", os.path.join(SOURCE_ROOT, "build"))
+BOOTVM = os.environ.get("BOOTVM", os.path.join(BUILD_ROOT, "src", "bootvm"))
+GUEST_DIR = os.environ.get("GUEST_DIR", os.path.join(BUILD_ROOT, "tests", "guest"))
+RUN_TIMEOUT = float(os.environ.get("BOOTVM_E2E_TIMEOUT", "20"))
+
+# Exit statuses (docs/MACHINE.md).
+POWEROFF, ERROR, USAGE, RESET, TRIPLE, PANIC, INTERNAL = 0, 1, 2, 3, 4, 5, 6
+
+# The memory map (docs/MACHINE.md, src/arch/x86/layout.h).
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+E820_RAM, E820_RESERVED = 1, 2
+EBDA = 0x9fc00
+HOLE_START, HOLE_END = 3 * GiB, 4 * GiB
+KVM_PRIVATE = (0xfeffc000, 0x4000)   # KVM's identity-map page + TSS, reserved in the hole
+RSDP_ADDR = 0xe0000
+KERNEL_ADDR = 0x100000
+BZ_INITRD_ADDR_MAX = 0x7fffffff      # what mkbzimage writes in the setup header
+FORMS = ("elf", "bzImage")
+ENTRY = {"elf": "pvh", "bzImage": "linux64"}
+COMPRESSORS = ("gzip", "lz4", "zstd", "xz", "lzma")
+
+_n = 0
+_failed = 0
+_runs = []          # (seconds, args) of every bootvm run, for the summary
+
+
+def tap(ok, name, detail=""):
+    global _n, _failed
+    _n += 1
+    _failed += not ok
+    print(f"{'ok' if ok else 'not ok'} {_n} - {name}")
+    if not ok and detail:
+        for line in detail.splitlines()[-60:]:
+            print(f"# {line}")
+    sys.stdout.flush()
+    return ok
+
+
+def skip(name, reason):
+    global _n
+    _n += 1
+    print(f"ok {_n} - {name} # SKIP {reason}")
+    sys.stdout.flush()
+
+
+def guest(name, form="elf"):
+    return os.path.join(GUEST_DIR, f"{name}.{form}")
+
+
+def elf_load(path):
+    """(file offset, file size, end in memory) of a guest ELF's one PT_LOAD at 1 MiB."""
+    d = open(path, "rb").read()
+    phoff, = struct.unpack_from("<Q", d, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", d, 0x36)
+    for i in range(phnum):
+        ptype, _flags, off, _vaddr, paddr, filesz, memsz = struct.unpack_from(
+            "<IIQQQQQ", d, phoff + i * phentsize)
+        if ptype == 1 and paddr == KERNEL_ADDR:
+            return off, filesz, paddr + memsz
+    raise ValueError(f"{path}: no PT_LOAD at 1 MiB")
+
+
+def kernel_end(name, form):
+    """Where the guest's memory ends: the ELF's segments, or a bzImage's init_size."""
+    if form == "elf":
+        return elf_load(guest(name))[2]
+    init_size, = struct.unpack_from("<I", open(guest(name, form), "rb").read(), 0x260)
+    return KERNEL_ADDR + init_size
+
+
+class Run:
+    """One bootvm run: status (None if it timed out), console text, stderr text."""
+
+    def __init__(self, args, status, out, err, secs):
+        self.args, self.status, self.secs = args, status, secs
+        self.raw = out
+        self.out = out.decode(errors="replace").replace("\r\n", "\n")
+        self.err = err.decode(errors="replace")
+        self.lines = self.out.splitlines()
+        _runs.append((secs, args))
+
+    def describe(self):
+        st = "TIMEOUT (killed)" if self.status is None else f"exit status {self.status}"
+        return (f"$ bootvm run {' '.join(self.args)}\n{st} after {self.secs:.2f} s\n"
+                f"--- console ---\n{self.out.rstrip()}\n--- stderr ---\n{self.err.rstrip()}")
+
+
+def bootvm(*args, input=None, timeout=RUN_TIMEOUT):
+    """bootvm run ARGS with stdin from `input` (bytes) or /dev/null."""
+    args = [str(a) for a in args]
+    t0 = time.monotonic()
+    p = subprocess.Popen([BOOTVM, "run", *args],
+                         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(input, timeout=timeout)
+        status = p.returncode
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        status = None
+    return Run(args, status, out, err, time.monotonic() - t0)
+
+
+def boot(kernel, *args, **kw):
+    return bootvm("--console", "stdio", "--kernel", kernel, *args, **kw)
+
+
+def check(r, name, status=POWEROFF, entry=None, want=(), absent=(), quiet=None):
+    """
+    The run ended with `status`, its first console line is entry=ENTRY, every
+    line (or regex) in `want` appears as a whole console line, nothing in
+    `absent` does, and (by default for poweroff) stderr is empty.
+    """
+    problems = []
+    if r.status is None:
+        problems.append(f"timed out after {r.secs:.1f} s")
+    elif r.status != status:
+        problems.append(f"exit status {r.status}, expected {status}")
+    if entry and (not r.lines or r.lines[0] != f"entry={entry}"):
+        problems.append(f"first console line is not entry={entry}")
+    for w in want:
+        pat = w if isinstance(w, re.Pattern) else re.compile(re.escape(w))
+        if not any(pat.fullmatch(line) for line in r.lines):
+            problems.append(f"no console line {pat.pattern!r}")
+    for a in absent:
+        if re.search(a, r.out):
+            problems.append(f"console has {a!r}")
+    if quiet is None:
+        quiet = status == POWEROFF
+    if quiet and r.err.strip():
+        problems.append("stderr is not empty")
+    return tap(not problems, name, "\n".join(problems) + "\n" + r.describe())
+
+
+def both_forms(name):
+    for form in FORMS:
+        yield form, guest(name, form), ENTRY[form]
+
+
+# ---------------------------------------------------------------------------
+
+
+def group_hello():
+    for form, k, entry in both_forms("hello"):
+        r = boot(k)
+        check(r, f"hello.{form}: entry={entry}, hello line, powers off (0)", entry=entry,
+              want=["hello from the bootvm test guest"])
+        r = boot(k, "--append", "qemu-exit")
+        check(r, f"hello.{form} with qemu-exit: port 0x501 ignored, powers off (0)",
+              entry=entry, want=["hello from the bootvm test guest"])
+    k = guest("hello-nopvh", "elf")
+    if os.path.exists(k):
+        check(boot(k), "hello-nopvh.elf (ELF without a PVH note): e_entry through the 64-bit entry",
+              entry="linux64", want=["hello from the bootvm test guest"])
+    else:
+        skip("hello-nopvh.elf", "not built (no objcopy)")
+    with tempfile.TemporaryDirectory(prefix="bootvm-e2e-") as tmp:
+        log = os.path.join(tmp, "console.log")
+        r = bootvm("--console", f"file:{log}", "--kernel", guest("hello"))
+        text = open(log, "rb").read().decode(errors="replace") if os.path.exists(log) else ""
+        tap(r.status == POWEROFF and "hello from the bootvm test guest" in text and not r.out,
+            "hello.elf --console file:PATH: output in the file, none on stdout",
+            r.describe() + f"\n--- file ---\n{text}")
+    r = bootvm("--console", "none", "--kernel", guest("hello"))
+    tap(r.status == POWEROFF and not r.out, "hello.elf --console none: no output, powers off",
+        r.describe())
+
+
+def expected_map(mem):
+    """The E820 map docs/MACHINE.md gives a guest with `mem` bytes of RAM."""
+    low_end = min(mem, HOLE_START)
+    m = [(0, EBDA, E820_RAM), (EBDA, 0x100000 - EBDA, E820_RESERVED),
+         (0x100000, low_end - 0x100000, E820_RAM), (*KVM_PRIVATE, E820_RESERVED)]
+    if mem > HOLE_START:
+        m.append((HOLE_END, mem - HOLE_START, E820_RAM))
+    return m
+
+
+E820_LINE = re.compile(r"e820: 0x([0-9a-f]+) 0x([0-9a-f]+) (\d+)")
+
+
+def parse_bootinfo(r):
+    info = {"e820": [], "cmdline": None, "usable": None, "initrd": None}
+    m = re.search(r"cmdline=\[(.*?)\]\n", r.out, re.S)
+    if m:
+        info["cmdline"] = m.group(1)
+    for line in r.lines:
+        if (m := E820_LINE.fullmatch(line)):
+            info["e820"].append((int(m[1], 16), int(m[2], 16), int(m[3])))
+        elif (m := re.fullmatch(r"usable=0x([0-9a-f]+)", line)):
+            info["usable"] = int(m[1], 16)
+        elif (m := re.fullmatch(r"initrd: addr=0x([0-9a-f]+) size=0x([0-9a-f]+) fnv1a=0x([0-9a-f]+)",
+                                line)):
+            info["initrd"] = (int(m[1], 16), int(m[2], 16), int(m[3], 16))
+        elif line == "initrd: none":
+            info["initrd"] = "none"
+    return info
+
+
+def fnv1a(data):
+    h = 0x811c9dc5
+    for b in data:
+        h = ((h ^ b) * 0x01000193) & 0xffffffff
+    return h
+
+
+def fmt_map(m):
+    return "\n".join(f"  0x{a:x} 0x{s:x} {t}" for a, s, t in m)
+
+
+def group_bootinfo():
+    sizes = [("8M", 8 * MiB), ("64M", 64 * MiB), ("512M", 512 * MiB), ("3G", 3 * GiB),
+             ("3073M", 3073 * MiB), ("4G", 4 * GiB), ("8G", 8 * GiB)]
+    for form, k, entry in both_forms("bootinfo"):
+        for arg, mem in sizes:
+            r = boot(k, "--memory", arg)
+            info = parse_bootinfo(r)
+            want = expected_map(mem)
+            usable = sum(s for _, s, t in want if t == E820_RAM)
+            ok = check(r, f"bootinfo.{form} --memory {arg}: boots, entry={entry}", entry=entry)
+            if ok:
+                tap(info["e820"] == want and info["usable"] == usable,
+                    f"bootinfo.{form} --memory {arg}: memory map as docs/MACHINE.md, "
+                    f"{usable // MiB} MiB usable",
+                    f"expected:\n{fmt_map(want)}\ngot:\n{fmt_map(info['e820'])}\n"
+                    f"usable 0x{usable:x}, got {info['usable']}")
+                tap(info["cmdline"] == "" and info["initrd"] == "none",
+                    f"bootinfo.{form} --memory {arg}: empty command line, no initrd",
+                    r.describe())
+
+        # A command line with spaces and punctuation arrives byte for byte.
+        cmd = ("console=ttyS0  root=/dev/vda1 ro quiet x=\"a b\" y='c' "
+               "!#$%&()*+,-./:;<=>?@[\\]^_`{|}~ end")
+        r = boot(k, "--append", cmd)
+        info = parse_bootinfo(r)
+        check(r, f"bootinfo.{form}: boots with a punctuated --append", entry=entry)
+        tap(info["cmdline"] == cmd, f"bootinfo.{form}: command line arrives exactly",
+            f"sent {cmd!r}\ngot  {info['cmdline']!r}")
+
+        # The longest command line the kernel takes (cmdline_size 2047 in both forms).
+        cmd = "".join(random.Random(7).choice("abcdefghij=-_ ") for _ in range(2046)) + "Z"
+        r = boot(k, "--append", cmd)
+        info = parse_bootinfo(r)
+        tap(r.status == POWEROFF and info["cmdline"] == cmd,
+            f"bootinfo.{form}: a 2047-byte command line arrives exactly",
+            f"got {len(info['cmdline'] or '')} bytes\n" + r.describe()[-2000:])
+
+        # A small initrd: where it landed, its size and checksum.
+        with tempfile.TemporaryDirectory(prefix="bootvm-e2e-") as tmp:
+            data = random.Random(42).randbytes(3000)
+            path = os.path.join(tmp, "initrd.img")
+            with open(path, "wb") as f:
+                f.write(data)
+            for arg, mem in (("512M", 512 * MiB), ("4G", 4 * GiB)):
+                r = boot(k, "--memory", arg, "--initrd", path)
+                info = parse_bootinfo(r)
+                got = info["initrd"]
+                name = f"bootinfo.{form} --memory {arg} --initrd (3000 bytes)"
+                if not check(r, f"{name}: boots", entry=entry) or not isinstance(got, tuple):
+                    tap(False, f"{name}: initrd reported", r.describe())
+                    continue
+                addr, size, h = got
+                tap(size == len(data) and h == fnv1a(data),
+                    f"{name}: size and FNV-1a checksum match the file",
+                    f"size {size} (want {len(data)}), fnv1a 0x{h:08x} (want 0x{fnv1a(data):08x})")
+                # "initrd at the top" of low RAM -- below initrd_addr_max for a bzImage.
+                top = min(mem, HOLE_START)
+                if entry == "linux64":
+                    top = min(top, BZ_INITRD_ADDR_MAX + 1)
+                end = addr + size
+                in_ram = any(a <= addr and end <= a + s for a, s, t in info["e820"] if t == E820_RAM)
+                tap(addr % 4096 == 0 and in_ram and end <= top and top - end < 4096
+                    and addr >= kernel_end("bootinfo", form),
+                    f"{name}: page-aligned, in usable RAM, above the kernel, at the top "
+                    f"(end <= 0x{top:x})", f"initrd at 0x{addr:x}-0x{end:x}")
+
+
+def group_acpi():
+    for form, k, entry in both_forms("acpi"):
+        for cpus in (1, 2, 4, 255):
+            r = boot(k, "--cpus", cpus)
+            check(r, f"acpi.{form} --cpus {cpus}: RSDP where documented, 5 tables valid, "
+                  f"cpus={cpus}", entry=entry,
+                  want=[f"acpi: rsdp boot=0x{RSDP_ADDR:x} scan=0x{RSDP_ADDR:x}",
+                        f"acpi: rsdp ok, 5 tables ok, cpus={cpus}", "acpi: S5 SLP_TYP 5"],
+                  absent=["FAIL"])
+        # The rest of docs/MACHINE.md's ACPI section, once.
+        r = boot(k)
+        check(r, f"acpi.{form}: FADT, MADT and DSDT contents as docs/MACHINE.md", entry=entry,
+              want=[re.compile(r"acpi: fadt sci=9 pm1a_evt=0x600 pm1a_cnt=0x604 "
+                               r"reset=1:0x608=0x1 flags=0x[0-9a-f]+"),
+                    "acpi: madt lapic_addr=0xfee00000 flags=0x1",
+                    "acpi: ioapic id=0 addr=0xfec00000 gsi=0",
+                    re.compile(r"acpi: override bus=0 irq=0 gsi=2 flags=0x[0-9a-f]+"),
+                    "acpi: override bus=0 irq=9 gsi=9 flags=0xd",   # level, active high
+                    re.compile(r"acpi: lapic-nmi uid=0x[0-9a-f]+ flags=0x[0-9a-f]+ lint=1"),
+                    "acpi: dsdt PNP0501=yes QEMU0001=yes"],
+              absent=["FAIL", "madt entry type"])
+
+
+def group_smp():
+    for form, k, entry in both_forms("smp"):
+        for cpus in (1, 2, 4) if form == "bzImage" else (1, 2, 4, 16, 255):
+            r = boot(k, "--cpus", cpus)
+            check(r, f"smp.{form} --cpus {cpus}: INIT/SIPI brings up all {cpus} cpus", entry=entry,
+                  want=[f"smp: bsp 0, {cpus} cpus in the MADT", f"smp: {cpus} cpus online"]
+                  + [f"smp: cpu {i} online" for i in range(1, cpus)])
+
+
+EXITS = [("poweroff", POWEROFF), ("i8042", RESET), ("acpi-reset", RESET), ("triple", TRIPLE),
+         ("pvpanic", PANIC), ("panic-msg", PANIC), ("panic-i8042", PANIC),
+         ("internal", INTERNAL)]
+
+
+def group_exits():
+    for form, k, entry in both_forms("exits"):
+        for what, status in EXITS:
+            r = boot(k, "--append", f"exit={what}")
+            check(r, f"exits.{form} exit={what}: exit status {status}", status=status,
+                  entry=entry, want=[f"exits: {what}"], absent=["still running"])
+    # The registers go to stderr with an emulation failure.
+    r = boot(guest("exits"), "--append", "exit=internal")
+    tap(r.status == INTERNAL and re.search(r"(?i)rip", r.err) is not None,
+        "exits.elf exit=internal: the vCPU registers are printed on stderr", r.describe())
+
+
+def group_decompress():
+    for comp in COMPRESSORS:
+        k = os.path.join(GUEST_DIR, f"hello-{comp}.bzImage")
+        if not os.path.exists(k):
+            skip(f"hello-{comp}.bzImage", f"not built (no {comp} program)")
+            continue
+        r = boot(k)
+        check(r, f"hello-{comp}.bzImage: payload decompressed on the host, PVH entry",
+              entry="pvh", want=["hello from the bootvm test guest"])
+        r = boot(k, "--no-host-decompress")
+        check(r, f"hello-{comp}.bzImage --no-host-decompress: 64-bit entry", entry="linux64",
+              want=["hello from the bootvm test guest"])
+    # A payload bootvm cannot decompress is an error, unless the guest is to do it.
+    with tempfile.TemporaryDirectory(prefix="bootvm-e2e-") as tmp:
+        k = corrupt_payload(tmp)
+        r = boot(k, "--no-host-decompress")
+        check(r, "hello-gzip.bzImage with a corrupt payload --no-host-decompress: 64-bit entry "
+              "(the payload is never read)", entry="linux64",
+              want=["hello from the bootvm test guest"])
+    # A bzImage without a payload always takes the 64-bit entry.
+    check(boot(guest("hello", "bzImage")), "hello.bzImage (no payload): 64-bit entry",
+          entry="linux64", want=["hello from the bootvm test guest"])
+
+
+def corrupt_payload(tmp):
+    """hello-gzip.bzImage with bytes in the middle of its payload flipped."""
+    d = bytearray(open(guest("hello-gzip", "bzImage"), "rb").read())
+    off, length = struct.unpack_from("<II", d, 0x248)
+    base = (d[0x1f1] + 1) * 512 + off
+    for i in range(length // 3, length // 3 + 200):
+        d[base + i] ^= 0x5a
+    path = os.path.join(tmp, "corrupt-gzip.bzImage")
+    with open(path, "wb") as f:
+        f.write(d)
+    return path
+
+
+def read_until(p, pattern, deadline):
+    """Read p.stdout until `pattern` (bytes) shows up or the deadline passes."""
+    buf = b""
+    while pattern not in buf and time.monotonic() < deadline:
+        ready, _, _ = select.select([p.stdout], [], [], max(0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(p.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def group_echo():
+    for form, k, entry in both_forms("echo"):
+        # All input at once, stdin closed right away: bytes wait in the UART.
+        r = boot(k, input=b"abcq")
+        check(r, f"echo.{form}: 'abcq' on a pipe echoes ABC through IRQ 4, then powers off",
+              entry=entry, want=["echo: ready", "ABC", re.compile(r"echo: bye \(\d+ interrupts\)")])
+
+        # Interactive: type after the guest is waiting in hlt.
+        args = ["--console", "stdio", "--kernel", k]
+        t0 = time.monotonic()
+        p = subprocess.Popen([BOOTVM, "run", *args], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = t0 + RUN_TIMEOUT
+        out = b""
+        try:
+            out += read_until(p, b"echo: ready", deadline)
+            p.stdin.write(b"hello, ")
+            p.stdin.flush()
+            out += read_until(p, b"HELLO, ", deadline)
+            p.stdin.write(b"world\n")
+            p.stdin.flush()
+            out += read_until(p, b"WORLD", deadline)
+        except BrokenPipeError:
+            pass
+        try:
+            rest, err = p.communicate(b"q", timeout=max(1, deadline - time.monotonic()))
+            status = p.returncode
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rest, err = p.communicate()
+            status = None
+        r = Run(args, status, out + rest, err, time.monotonic() - t0)
+        check(r, f"echo.{form}: keys typed while the guest waits come back uppercased",
+              entry=entry, want=["echo: ready", "HELLO, WORLD",
+                                 re.compile(r"echo: bye \(\d+ interrupts\)")])
+
+
+def group_terminal():
+    """The echo guest on a pseudo-terminal: raw keys, Ctrl-A escapes, signals."""
+    import pty
+    import signal
+    import termios
+
+    master, slave = pty.openpty()
+    try:
+        before = termios.tcgetattr(slave)
+        args = ["--console", "stdio", "--kernel", guest("echo")]
+        t0 = time.monotonic()
+        deadline = t0 + RUN_TIMEOUT
+        p = subprocess.Popen([BOOTVM, "run", *args], stdin=slave, stdout=slave,
+                             stderr=subprocess.PIPE)
+
+        def read_pty(pattern):
+            buf = b""
+            while pattern not in buf and time.monotonic() < deadline:
+                ready, _, _ = select.select([master], [], [], max(0, deadline - time.monotonic()))
+                if not ready:
+                    break
+                try:
+                    buf += os.read(master, 4096)
+                except OSError:
+                    break
+            return buf
+
+        out = read_pty(b"echo: ready")
+        os.write(master, b"tty\r")           # raw mode: no line buffering, CR stays CR
+        out += read_pty(b"TTY\r")
+        os.write(master, b"\x01\x01")        # Ctrl-A Ctrl-A sends one Ctrl-A
+        out += read_pty(b"\x01")
+        os.write(master, b"\x01x")            # Ctrl-A x quits
+        try:
+            status = p.wait(timeout=max(1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            status = None
+        err = p.stderr.read()
+        p.stderr.close()
+        r = Run(args, status, out, err, time.monotonic() - t0)
+        tap(b"TTY\r" in out, "echo.elf on a terminal: keys arrive raw (no line buffering)",
+            r.describe())
+        tap(out.count(b"\x01") == 1, "echo.elf on a terminal: Ctrl-A Ctrl-A sends one Ctrl-A",
+            r.describe())
+        tap(status == 7, "echo.elf on a terminal: Ctrl-A x quits with exit status 7", r.describe())
+        after = termios.tcgetattr(slave)
+        tap(after == before, "the terminal's settings are restored after bootvm exits",
+            f"before {before}\nafter  {after}")
+    finally:
+        os.close(master)
+        os.close(slave)
+
+    for sig, status in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        args = ["--console", "stdio", "--kernel", guest("echo")]
+        t0 = time.monotonic()
+        p = subprocess.Popen([BOOTVM, "run", *args], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out = read_until(p, b"echo: ready", t0 + RUN_TIMEOUT)
+        p.send_signal(sig)
+        try:
+            rest, err = p.communicate(timeout=RUN_TIMEOUT)
+            st = p.returncode
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rest, err = p.communicate()
+            st = None
+        r = Run(args, st, out + rest, err, time.monotonic() - t0)
+        tap(st == status, f"{sig.name} while the guest waits: exit status {status}", r.describe())
+
+
+def group_errors():
+    with tempfile.TemporaryDirectory(prefix="bootvm-e2e-") as tmp:
+        def path(name, data=None, size=None):
+            p = os.path.join(tmp, name)
+            with open(p, "wb") as f:
+                if data is not None:
+                    f.write(data)
+                if size is not None:
+                    f.truncate(size)
+            return p
+
+        bz = open(guest("hello", "bzImage"), "rb").read()
+        hello = guest("hello")
+        missing = os.path.join(tmp, "no-such-kernel")
+        cases = [
+            # (what, args, statuses, words the one stderr line must contain)
+            ("missing kernel file", ["--kernel", missing], {ERROR}, [missing]),
+            ("a directory as kernel", ["--kernel", tmp], {ERROR}, [tmp]),
+            ("a bzImage cut inside its setup header",
+             ["--kernel", path("cut-header.bzImage", bz[:0x220])], {ERROR}, ["cut-header"]),
+            ("a bzImage cut after its setup sectors",
+             ["--kernel", path("cut-pm.bzImage", bz[:1024 + 0x100])], {ERROR}, ["cut-pm"]),
+            ("an ELF cut inside its segment",
+             ["--kernel", path("cut.elf", open(hello, "rb").read()[:0x2000])], {ERROR},
+             ["cut.elf"]),
+            ("a bzImage whose gzip payload is corrupt (host decompression)",
+             ["--kernel", corrupt_payload(tmp)], {ERROR}, ["corrupt-gzip", "gzip"]),
+            ("a kernel of random bytes",
+             ["--kernel", path("random.bin", random.Random(1).randbytes(65536))], {ERROR},
+             ["random.bin"]),
+            ("an empty kernel file", ["--kernel", path("empty.bin", b"")], {ERROR}, ["empty.bin"]),
+            ("an initrd larger than RAM",
+             ["--kernel", hello, "--memory", "16M", "--initrd", path("big.img", size=32 * MiB)],
+             {ERROR}, ["big.img"]),
+            ("a missing initrd", ["--kernel", hello, "--initrd", os.path.join(tmp, "nope.img")],
+             {ERROR}, ["nope.img"]),
+            ("a directory as initrd", ["--kernel", hello, "--initrd", tmp], {ERROR}, [tmp]),
+            ("an empty initrd", ["--kernel", hello, "--initrd", path("empty.img", b"")], {ERROR},
+             ["empty.img"]),
+            ("--console file: in a missing directory",
+             ["--kernel", hello, "--console", f"file:{tmp}/no/such/dir/log"], {ERROR},
+             ["no/such/dir/log"]),
+            ("a command line too long (ELF, 2048 bytes)",
+             ["--kernel", hello, "--append", "x" * 2048], {ERROR, USAGE}, ["command line"]),
+            ("a command line too long (bzImage, 2048 bytes)",
+             ["--kernel", guest("hello", "bzImage"), "--append", "x" * 2048], {ERROR, USAGE},
+             ["command line"]),
+            ("--memory abc", ["--kernel", hello, "--memory", "abc"], {USAGE}, ["--memory"]),
+            ("--memory 4M (below the minimum)", ["--kernel", hello, "--memory", "4M"], {USAGE},
+             ["--memory"]),
+            ("--memory 8193K (not whole pages)", ["--kernel", hello, "--memory", "8193K"], {USAGE},
+             ["--memory"]),
+            ("--memory -1", ["--kernel", hello, "--memory", "-1"], {USAGE}, ["--memory"]),
+            ("--cpus 0", ["--kernel", hello, "--cpus", "0"], {USAGE}, ["--cpus"]),
+            ("--cpus 256", ["--kernel", hello, "--cpus", "256"], {USAGE}, ["--cpus"]),
+            ("--cpus two", ["--kernel", hello, "--cpus", "two"], {USAGE}, ["--cpus"]),
+            ("--console tty", ["--kernel", hello, "--console", "tty"], {USAGE}, ["--console"]),
+            ("--console file: (no path)", ["--kernel", hello, "--console", "file:"], {USAGE},
+             ["--console"]),
+            ("an unknown option", ["--kernel", hello, "--frobnicate"], {USAGE}, ["--frobnicate"]),
+            ("an option without its value", ["--kernel", hello, "--memory"], {USAGE}, ["--memory"]),
+            ("no --kernel", ["--memory", "64M"], {USAGE}, ["--kernel"]),
+            ("a stray argument", ["--kernel", hello, "extra"], {USAGE}, ["extra"]),
+        ]
+        for what, args, statuses, words in cases:
+            r = bootvm(*args, timeout=10)
+            lines = r.err.splitlines()
+            problems = []
+            if r.status not in statuses:
+                problems.append(f"exit status {r.status}, expected {sorted(statuses)}")
+            if len(lines) != 1 or not lines[0].startswith("bootvm: "):
+                problems.append(f"{len(lines)} stderr lines, expected one 'bootvm: ...' line")
+            elif not all(w in lines[0] for w in words):
+                problems.append(f"the message does not name {words}")
+            if r.out:
+                problems.append("console output from a VM that should not have started")
+            tap(not problems, f"error: {what} -> exit {'/'.join(map(str, sorted(statuses)))}, "
+                f"one message", "\n".join(problems) + "\n" + r.describe())
+
+
+def group_bzimage():
+    """The bzImages themselves (no bootvm): header fields and payloads."""
+    hello = open(guest("hello"), "rb").read()
+    off, filesz, _ = elf_load(guest("hello"))
+    for name in ["hello"] + [f"hello-{c}" for c in COMPRESSORS]:
+        p = os.path.join(GUEST_DIR, f"{name}.bzImage")
+        if not os.path.exists(p):
+            skip(f"{name}.bzImage header", "not built")
+            continue
+        d = open(p, "rb").read()
+        setup_sects = d[0x1f1] or 4
+        pm = d[(setup_sects + 1) * 512:]
+        (syssize,) = struct.unpack_from("<I", d, 0x1f4)
+        (boot_flag,) = struct.unpack_from("<H", d, 0x1fe)
+        version, = struct.unpack_from("<H", d, 0x206)
+        loadflags = d[0x211]
+        initrd_max, align, reloc, _minalign, xlf, cmdsize = struct.unpack_from("<IIBBHI", d, 0x22c)
+        payload_off, payload_len = struct.unpack_from("<II", d, 0x248)
+        pref, init_size = struct.unpack_from("<QI", d, 0x258)
+        kinfo, = struct.unpack_from("<I", d, 0x268)
+        problems = []
+        if d[0x202:0x206] != b"HdrS" or boot_flag != 0xaa55 or version != 0x020f:
+            problems.append("magic/version")
+        if syssize * 16 != len(pm):
+            problems.append(f"syssize {syssize} vs {len(pm)} bytes")
+        if loadflags & 1 != 1 or xlf & 3 != 3 or reloc or pref != KERNEL_ADDR:
+            problems.append("loadflags/xloadflags/relocatable/pref_address")
+        if initrd_max != BZ_INITRD_ADDR_MAX or cmdsize != 2047 or align == 0:
+            problems.append("initrd_addr_max/cmdline_size/kernel_alignment")
+        if init_size < len(pm) or init_size % 4096:
+            problems.append(f"init_size 0x{init_size:x}")
+        if pm[kinfo:kinfo + 4] != b"LToP":
+            problems.append("kernel_info")
+        if pm[:filesz] != hello[off:off + filesz]:
+            problems.append("the protected-mode part is not hello.elf's image")
+        payload = pm[payload_off:payload_off + payload_len]
+        comp = name.partition("-")[2]
+        if not comp:
+            if payload_len:
+                problems.append("a payload in the plain bzImage")
+        elif comp != "gzip" and struct.unpack("<I", payload[-4:])[0] != len(hello):
+            problems.append("size_append")
+        elif comp == "gzip" and gzip.decompress(payload) != hello:
+            problems.append("gzip payload is not hello.elf")
+        elif comp == "xz" and lzma.decompress(payload[:-4], format=lzma.FORMAT_XZ) != hello:
+            problems.append("xz payload is not hello.elf")
+        elif comp == "lzma" and lzma.decompress(payload[:-4], format=lzma.FORMAT_ALONE) != hello:
+            problems.append("lzma payload is not hello.elf")
+        elif comp == "lz4" and payload[:4] != b"\x02\x21\x4c\x18":
+            problems.append("not lz4 legacy format")
+        elif comp == "zstd" and payload[:4] != b"\x28\xb5\x2f\xfd":
+            problems.append("not zstd")
+        tap(not problems, f"{name}.bzImage: setup header (2.15) and payload as Linux builds them",
+            "\n".join(problems))
+
+
+GROUPS = {
+    "hello": group_hello,
+    "bootinfo": group_bootinfo,
+    "acpi": group_acpi,
+    "smp": group_smp,
+    "exits": group_exits,
+    "decompress": group_decompress,
+    "echo": group_echo,
+    "terminal": group_terminal,
+    "errors": group_errors,
+    "bzimage": group_bzimage,
+}
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in GROUPS:
+        print(f"usage: {argv[0]} {{{','.join(GROUPS)}}}", file=sys.stderr)
+        return 2
+    if argv[1] != "bzimage" and not os.access(BOOTVM, os.X_OK):
+        print("1..0 # SKIP no bootvm binary at " + BOOTVM)
+        return 0
+    GROUPS[argv[1]]()
+    print(f"1..{_n}")
+    if _runs:
+        secs, args = max(_runs)
+        print(f"# {len(_runs)} bootvm runs in {sum(s for s, _ in _runs):.2f} s; slowest "
+              f"{secs:.2f} s: bootvm run {' '.join(a if len(a) < 60 else a[:57] + '...' for a in args)}")
+    return 1 if _failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
