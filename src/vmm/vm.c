@@ -175,11 +175,15 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 	if (vm_get_supported_cpuid(vm) < 0)
 		goto err;
-	if (arch_vm_init(vm) < 0)
-		goto err;
+	/*
+	 * RAM before the irqchip: once the in-kernel irqchip exists, each memslot
+	 * change waits for an SRCU grace period (about 6 ms measured here).
+	 */
 	if (guest_mem_init(&vm->mem, cfg->mem_size, LAYOUT_MMIO_HOLE_START) < 0)
 		goto err;
 	if (vm_set_memory(vm) < 0)
+		goto err;
+	if (arch_vm_init(vm) < 0)
 		goto err;
 	return 0;
 

@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from tap import plan, skip, tap
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.environ.get("SOURCE_ROOT", os.path.dirname(os.path.dirname(HERE)))
 BUILD_ROOT = os.environ.get("BUILD_ROOT", os.path.join(SOURCE_ROOT, "build"))
@@ -47,28 +49,7 @@ FORMS = ("elf", "bzImage")
 ENTRY = {"elf": "pvh", "bzImage": "linux64"}
 COMPRESSORS = ("gzip", "lz4", "zstd", "xz", "lzma")
 
-_n = 0
-_failed = 0
 _runs = []          # (seconds, args) of every bootvm run, for the summary
-
-
-def tap(ok, name, detail=""):
-    global _n, _failed
-    _n += 1
-    _failed += not ok
-    print(f"{'ok' if ok else 'not ok'} {_n} - {name}")
-    if not ok and detail:
-        for line in detail.splitlines()[-60:]:
-            print(f"# {line}")
-    sys.stdout.flush()
-    return ok
-
-
-def skip(name, reason):
-    global _n
-    _n += 1
-    print(f"ok {_n} - {name} # SKIP {reason}")
-    sys.stdout.flush()
 
 
 def guest(name, form="elf"):
@@ -113,21 +94,30 @@ class Run:
                 f"--- console ---\n{self.out.rstrip()}\n--- stderr ---\n{self.err.rstrip()}")
 
 
-def bootvm(*args, input=None, timeout=RUN_TIMEOUT):
-    """bootvm run ARGS with stdin from `input` (bytes) or /dev/null."""
-    args = [str(a) for a in args]
+def start(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE):
+    """Start bootvm run ARGS (stderr to a pipe); the process and when it started."""
     t0 = time.monotonic()
-    p = subprocess.Popen([BOOTVM, "run", *args],
-                         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen([BOOTVM, "run", *args], stdin=stdin, stdout=stdout,
+                            stderr=subprocess.PIPE), t0
+
+
+def finish(p, args, t0, out=b"", input=None, timeout=RUN_TIMEOUT):
+    """Wait for p (killed after `timeout` s: status None); `out` is what was read already."""
     try:
-        out, err = p.communicate(input, timeout=timeout)
+        rest, err = p.communicate(input, timeout=timeout)
         status = p.returncode
     except subprocess.TimeoutExpired:
         p.kill()
-        out, err = p.communicate()
+        rest, err = p.communicate()
         status = None
-    return Run(args, status, out, err, time.monotonic() - t0)
+    return Run(args, status, out + (rest or b""), err, time.monotonic() - t0)
+
+
+def bootvm(*args, input=None, timeout=RUN_TIMEOUT):
+    """bootvm run ARGS with stdin from `input` (bytes) or /dev/null."""
+    args = [str(a) for a in args]
+    p, t0 = start(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    return finish(p, args, t0, input=input, timeout=timeout)
 
 
 def boot(kernel, *args, **kw):
@@ -413,9 +403,7 @@ def group_echo():
 
         # Interactive: type after the guest is waiting in hlt.
         args = ["--console", "stdio", "--kernel", k]
-        t0 = time.monotonic()
-        p = subprocess.Popen([BOOTVM, "run", *args], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p, t0 = start(args)
         deadline = t0 + RUN_TIMEOUT
         out = b""
         try:
@@ -428,14 +416,7 @@ def group_echo():
             out += read_until(p, b"WORLD", deadline)
         except BrokenPipeError:
             pass
-        try:
-            rest, err = p.communicate(b"q", timeout=max(1, deadline - time.monotonic()))
-            status = p.returncode
-        except subprocess.TimeoutExpired:
-            p.kill()
-            rest, err = p.communicate()
-            status = None
-        r = Run(args, status, out + rest, err, time.monotonic() - t0)
+        r = finish(p, args, t0, out, input=b"q", timeout=max(1, deadline - time.monotonic()))
         check(r, f"echo.{form}: keys typed while the guest waits come back uppercased",
               entry=entry, want=["echo: ready", "HELLO, WORLD",
                                  re.compile(r"echo: bye \(\d+ interrupts\)")])
@@ -451,10 +432,8 @@ def group_terminal():
     try:
         before = termios.tcgetattr(slave)
         args = ["--console", "stdio", "--kernel", guest("echo")]
-        t0 = time.monotonic()
+        p, t0 = start(args, stdin=slave, stdout=slave)
         deadline = t0 + RUN_TIMEOUT
-        p = subprocess.Popen([BOOTVM, "run", *args], stdin=slave, stdout=slave,
-                             stderr=subprocess.PIPE)
 
         def read_pty(pattern):
             buf = b""
@@ -474,20 +453,13 @@ def group_terminal():
         os.write(master, b"\x01\x01")        # Ctrl-A Ctrl-A sends one Ctrl-A
         out += read_pty(b"\x01")
         os.write(master, b"\x01x")            # Ctrl-A x quits
-        try:
-            status = p.wait(timeout=max(1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            status = None
-        err = p.stderr.read()
-        p.stderr.close()
-        r = Run(args, status, out, err, time.monotonic() - t0)
+        r = finish(p, args, t0, out, timeout=max(1, deadline - time.monotonic()))
         tap(b"TTY\r" in out, "echo.elf on a terminal: keys arrive raw (no line buffering)",
             r.describe())
         tap(out.count(b"\x01") == 1, "echo.elf on a terminal: Ctrl-A Ctrl-A sends one Ctrl-A",
             r.describe())
-        tap(status == 7, "echo.elf on a terminal: Ctrl-A x quits with exit status 7", r.describe())
+        tap(r.status == 7, "echo.elf on a terminal: Ctrl-A x quits with exit status 7",
+            r.describe())
         after = termios.tcgetattr(slave)
         tap(after == before, "the terminal's settings are restored after bootvm exits",
             f"before {before}\nafter  {after}")
@@ -497,20 +469,12 @@ def group_terminal():
 
     for sig, status in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         args = ["--console", "stdio", "--kernel", guest("echo")]
-        t0 = time.monotonic()
-        p = subprocess.Popen([BOOTVM, "run", *args], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p, t0 = start(args)
         out = read_until(p, b"echo: ready", t0 + RUN_TIMEOUT)
         p.send_signal(sig)
-        try:
-            rest, err = p.communicate(timeout=RUN_TIMEOUT)
-            st = p.returncode
-        except subprocess.TimeoutExpired:
-            p.kill()
-            rest, err = p.communicate()
-            st = None
-        r = Run(args, st, out + rest, err, time.monotonic() - t0)
-        tap(st == status, f"{sig.name} while the guest waits: exit status {status}", r.describe())
+        r = finish(p, args, t0, out)
+        tap(r.status == status, f"{sig.name} while the guest waits: exit status {status}",
+            r.describe())
 
 
 def group_errors():
@@ -671,12 +635,12 @@ def main(argv):
         print("1..0 # SKIP no bootvm binary at " + BOOTVM)
         return 0
     GROUPS[argv[1]]()
-    print(f"1..{_n}")
+    failed = plan()
     if _runs:
         secs, args = max(_runs)
         print(f"# {len(_runs)} bootvm runs in {sum(s for s, _ in _runs):.2f} s; slowest "
               f"{secs:.2f} s: bootvm run {' '.join(a if len(a) < 60 else a[:57] + '...' for a in args)}")
-    return 1 if _failed else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

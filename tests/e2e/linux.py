@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from tap import plan, skip, tap
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.environ.get("SOURCE_ROOT", os.path.dirname(os.path.dirname(HERE)))
 BOOTVM = os.environ.get("BOOTVM", os.path.join(SOURCE_ROOT, "build", "src", "bootvm"))
@@ -44,27 +46,6 @@ COMPLAINTS = re.compile(
     r"APIC.*(error|bogus|mismatch|invalid|disabled)|"
     r"e820.*(overlap|invalid|bad)|IOAPIC.*(invalid|bogus)|"
     r"WARNING:|BUG:|Call Trace|nobody cared|Kernel panic", re.IGNORECASE)
-
-_n = 0
-
-
-def tap(ok, name, detail=""):
-    global _n
-    _n += 1
-    print(f"{'ok' if ok else 'not ok'} {_n} - {name}")
-    if not ok and detail:
-        for line in detail.splitlines()[-40:]:
-            print(f"# {line}")
-    sys.stdout.flush()
-    return ok
-
-
-def skip(name, reason):
-    global _n
-    _n += 1
-    print(f"ok {_n} - {name} # SKIP {reason}")
-    sys.stdout.flush()
-
 
 def hardware_kvm():
     return any(os.path.isdir(f"/sys/module/{m}") for m in ("kvm_intel", "kvm_amd"))
@@ -167,7 +148,7 @@ def main():
                "stock distro kernels cannot boot on it")
         skip("Debian cloud kernel boots with its virtio modules from the initramfs", why)
         skip("host-side vs in-guest decompression of the cloud vmlinuz (time to init)", why)
-    print(f"1..{_n}")
+    plan()
     return 0
 
 

@@ -11,15 +11,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "arch/x86/acpi.h"
 #include "arch/x86/aml.h"
@@ -27,25 +21,9 @@
 #include "util/log.h"
 #include "vmm/memory.h"
 
+#include "helpers.h"
+
 #define ACPI_ROOM (LAYOUT_ACPI_END - LAYOUT_ACPI)
-
-struct captured {
-	int errors;
-	int others;
-	char last[512];
-};
-
-static void capture(enum log_level level, const char *msg, void *opaque)
-{
-	struct captured *c = opaque;
-
-	if (level == LOG_ERROR) {
-		c->errors++;
-		snprintf(c->last, sizeof(c->last), "%s", msg);
-	} else if (level <= LOG_WARN) {
-		c->others++;
-	}
-}
 
 static uint16_t le16(const uint8_t *p)
 {
@@ -562,7 +540,7 @@ static void test_tables_dsdt(void **state)
 static void test_tables_too_small(void **state)
 {
 	struct acpi_config cfg = { .nr_cpus = 255 };
-	struct captured c = { 0 };
+	struct helper_log c = { 0 };
 	size_t need, rsdp_off;
 	uint8_t *buf = malloc(ACPI_ROOM);
 
@@ -570,11 +548,11 @@ static void test_tables_too_small(void **state)
 	need = acpi_build_tables(&cfg, buf, ACPI_ROOM, LAYOUT_ACPI, &rsdp_off);
 	assert_true(need > 0);
 
-	log_set_sink(capture, &c);
+	log_set_sink(helper_log_sink, &c);
 	memset(buf, 0x5a, ACPI_ROOM);
 	assert_int_equal(acpi_build_tables(&cfg, buf, need - 1, LAYOUT_ACPI, &rsdp_off), 0);
 	assert_int_equal(c.errors, 1);
-	assert_non_null(strstr(c.last, "ACPI"));
+	assert_non_null(strstr(c.last_error, "ACPI"));
 	for (size_t i = 0; i < ACPI_ROOM; i++)
 		assert_int_equal(buf[i], 0x5a);		/* nothing written */
 
@@ -587,7 +565,7 @@ static void test_tables_too_small(void **state)
 	cfg.nr_cpus = 256;
 	assert_int_equal(acpi_build_tables(&cfg, buf, ACPI_ROOM, LAYOUT_ACPI, &rsdp_off), 0);
 	assert_int_equal(c.errors, 4);
-	assert_int_equal(c.others, 0);
+	assert_int_equal(c.warnings, 0);
 	log_set_sink(NULL, NULL);
 
 	/* Exactly enough is enough. */
@@ -618,7 +596,7 @@ static void test_tables_unaligned_base(void **state)
 static void test_install(void **state)
 {
 	struct acpi_config cfg = { .nr_cpus = 255 };
-	struct captured c = { 0 };
+	struct helper_log c = { 0 };
 	struct guest_mem m;
 	uint64_t rsdp = 0;
 	uint8_t sig[8];
@@ -632,7 +610,7 @@ static void test_install(void **state)
 
 	/* RAM that stops short of the ACPI area: one error, -1. */
 	assert_int_equal(guest_mem_init(&m, 512ULL << 10, LAYOUT_MMIO_HOLE_START), 0);
-	log_set_sink(capture, &c);
+	log_set_sink(helper_log_sink, &c);
 	assert_int_equal(acpi_install(&m, &cfg, &rsdp), -1);
 	log_set_sink(NULL, NULL);
 	assert_int_equal(c.errors, 1);
@@ -642,7 +620,7 @@ static void test_install(void **state)
 	assert_int_equal(guest_mem_init(&m, 2ULL << 20, LAYOUT_MMIO_HOLE_START), 0);
 	cfg.nr_cpus = 0;
 	c.errors = 0;
-	log_set_sink(capture, &c);
+	log_set_sink(helper_log_sink, &c);
 	assert_int_equal(acpi_install(&m, &cfg, &rsdp), -1);
 	log_set_sink(NULL, NULL);
 	assert_int_equal(c.errors, 1);
@@ -651,68 +629,39 @@ static void test_install(void **state)
 
 /* ---- ACPICA's tools ---- */
 
-/* Run argv in dir with stdout+stderr into dir/out.txt; returns the exit status. */
-static int run_in(const char *dir, char *const argv[], char **out)
+/* Run argv in dir; *out (free it) is its stdout and stderr together; returns the exit status. */
+static int run_in(const char *dir, const char *const argv[], char **out)
 {
-	char path[4096];
-	pid_t pid;
-	int status, fd;
+	struct helper_result r;
 
-	snprintf(path, sizeof(path), "%s/out.txt", dir);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd < 0 || chdir(dir) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		fd = open("/dev/null", O_RDONLY);
-		if (fd >= 0)
-			dup2(fd, 0);
-		execvp(argv[0], argv);
-		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	size_t cap = 1 << 20, n = 0;
-	*out = calloc(1, cap + 1);
-	assert_non_null(*out);
-	n = fread(*out, 1, cap, f);
-	(*out)[n] = 0;
-	fclose(f);
-
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && strstr(*out, "exec "))
-		fail_msg("%s is not installed (Debian package acpica-tools): %s", argv[0], *out);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	helper_run(&r, dir, argv, HELPER_MERGE_OUTPUT);
+	if (r.status == 127 && strstr(r.out, "exec "))
+		fail_msg("%s is not installed (Debian package acpica-tools): %s", argv[0], r.out);
+	*out = r.out;
+	r.out = NULL;
+	int status = r.status;
+	helper_result_free(&r);
+	return status;
 }
 
 static void write_file(const char *dir, const char *name, const void *p, size_t n)
 {
-	char path[4096];
-	FILE *f;
+	char *path = helper_asprintf("%s/%s", dir, name);
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(p, 1, n, f), n);
-	assert_int_equal(fclose(f), 0);
+	helper_write_file(path, p, n, 0644);
+	free(path);
 }
 
-static size_t read_file(const char *dir, const char *name, uint8_t *buf, size_t cap)
+/* dir/name, which the tool must have written (free it). */
+static uint8_t *read_file(const char *dir, const char *name, size_t *len)
 {
-	char path[4096];
-	FILE *f;
-	size_t n;
+	char *path = helper_asprintf("%s/%s", dir, name);
+	uint8_t *buf = helper_read_file(path, len);
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "rb");
-	if (!f)
+	if (!buf)
 		fail_msg("%s was not written", path);
-	n = fread(buf, 1, cap, f);
-	fclose(f);
-	return n;
+	free(path);
+	return buf;
 }
 
 #define IASL_CLEAN "Compilation successful. 0 Errors, 0 Warnings, 0 Remarks"
@@ -739,32 +688,16 @@ static void assert_no_complaints(const char *tool, const char *table, const char
 	}
 }
 
-static const char *tmp_root(void)
-{
-	const char *t = getenv("TMPDIR");
-	return t && *t ? t : "/tmp";
-}
-
 /* A scratch directory per tool test, removed by the teardown even after a failure. */
 static int tmpdir_setup(void **state)
 {
-	static char dir[1024];
-
-	snprintf(dir, sizeof(dir), "%s/bootvm-acpi-XXXXXX", tmp_root());
-	if (!mkdtemp(dir))
-		return -1;
-	*state = dir;
+	*state = helper_tmpdir("acpi");
 	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static int tmpdir_teardown(void **state)
 {
-	return nftw(*state, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return helper_tmpdir_remove(*state);
 }
 
 static void test_iasl_roundtrip(void **state)
@@ -789,7 +722,6 @@ static void test_iasl_roundtrip(void **state)
 				     !strcmp(files[i].name, "apic") ? t.madt : t.dsdt;
 		size_t len = le32(tab + 4);
 		char dat[32], dsl[32], aml[32], want[128];
-		uint8_t back[4096];
 
 		snprintf(dat, sizeof(dat), "%s.dat", files[i].name);
 		snprintf(dsl, sizeof(dsl), "%s.dsl", files[i].name);
@@ -797,7 +729,7 @@ static void test_iasl_roundtrip(void **state)
 		write_file(dir, dat, tab, len);
 
 		/* Disassemble. */
-		char *dis[] = { "iasl", "-d", dat, NULL };
+		const char *dis[] = { "iasl", "-d", dat, NULL };
 		int rc = run_in(dir, dis, &out);
 		if (rc != 0)
 			fail_msg("iasl -d %s exited %d:\n%s", dat, rc, out);
@@ -811,8 +743,8 @@ static void test_iasl_roundtrip(void **state)
 		free(out);
 
 		/* Recompile the disassembly (unoptimised AML): same bytes back. */
-		char *comp_aml[] = { "iasl", "-oa", dsl, NULL };
-		char *comp_data[] = { "iasl", dsl, NULL };
+		const char *comp_aml[] = { "iasl", "-oa", dsl, NULL };
+		const char *comp_data[] = { "iasl", dsl, NULL };
 		rc = run_in(dir, files[i].aml ? comp_aml : comp_data, &out);
 		if (rc != 0)
 			fail_msg("iasl %s exited %d:\n%s", dsl, rc, out);
@@ -821,7 +753,8 @@ static void test_iasl_roundtrip(void **state)
 			fail_msg("iasl %s was not clean:\n%s", dsl, out);
 		free(out);
 
-		size_t n = read_file(dir, aml, back, sizeof(back));
+		size_t n;
+		uint8_t *back = read_file(dir, aml, &n);
 		assert_int_equal(n, len);
 		if (len >= 36 && memcmp(files[i].sig, "FACS", 4)) {
 			/* iasl stamps its own creator ID and revision, hence a new checksum. */
@@ -831,6 +764,7 @@ static void test_iasl_roundtrip(void **state)
 		} else {
 			assert_memory_equal(back, tab, len);
 		}
+		free(back);
 	}
 	done(&t);
 }
@@ -870,7 +804,7 @@ static void test_acpiexec(void **state)
 	write_file(dir, "facs.dat", t.facs, 64);
 	write_file(dir, "apic.dat", t.madt, le32(t.madt + 4));
 
-	char *argv[] = { "acpiexec", "-b",
+	const char *argv[] = { "acpiexec", "-b",
 		"evaluate \\_S5_; evaluate \\_SB.COM1._HID; evaluate \\_SB.COM1._UID; "
 		"evaluate \\_SB.COM1._STA; evaluate \\_SB.COM1._CRS; evaluate \\_SB.PEVT._HID; "
 		"evaluate \\_SB.PEVT._STA; evaluate \\_SB.PEVT._CRS",

@@ -19,6 +19,8 @@
 #include "vmm/bus.h"
 #include "vmm/vm.h"
 
+#include "helpers.h"
+
 #define PM1_STS		PORT_ACPI_PM1A_EVT
 #define PM1_EN		(PORT_ACPI_PM1A_EVT + 2)
 #define PM1_CNT		PORT_ACPI_PM1A_CNT
@@ -32,27 +34,9 @@
 #define CNT_SLP_EN	(1U << 13)
 #define SLP_TYP(t)	((unsigned int)(t) << 10)
 
-struct captured {
-	int warnings;
-	int errors;
-	char last[512];
-};
-
-static void capture(enum log_level level, const char *msg, void *opaque)
-{
-	struct captured *c = opaque;
-
-	if (level == LOG_WARN) {
-		c->warnings++;
-		snprintf(c->last, sizeof(c->last), "%s", msg);
-	} else if (level == LOG_ERROR) {
-		c->errors++;
-	}
-}
-
 struct fixture {
 	struct vm vm;
-	struct captured log;
+	struct helper_log log;
 };
 
 static int setup(void **state)
@@ -63,7 +47,7 @@ static int setup(void **state)
 		return -1;
 	bus_init(&f->vm.pio, "pio");
 	bus_init(&f->vm.mmio, "mmio");
-	log_set_sink(capture, &f->log);
+	log_set_sink(helper_log_sink, &f->log);
 	if (acpi_pm_create(&f->vm) < 0)
 		return -1;
 	*state = f;
@@ -150,7 +134,7 @@ static void test_other_sleep_types_ignored(void **state)
 	}
 	/* One warning, not one per attempt: the guest controls how often it asks. */
 	assert_int_equal(f->log.warnings, 1);
-	assert_non_null(strstr(f->log.last, "sleep"));
+	assert_non_null(strstr(f->log.last_warning, "sleep"));
 	/* S5 still works afterwards. */
 	out(&f->vm, PM1_CNT, 2, SLP_TYP(ACPI_S5_SLP_TYP) | CNT_SLP_EN);
 	assert_int_equal(vm_stop_reason(&f->vm), VM_STOP_POWEROFF);

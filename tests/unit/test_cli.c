@@ -4,79 +4,19 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-struct result {
-	int status;
-	char out[16384];
-	char err[4096];
-	int err_lines;
-};
-
-static void read_all(int fd, char *buf, size_t len)
-{
-	size_t n = 0;
-	ssize_t r;
-
-	while (n + 1 < len && (r = read(fd, buf + n, len - 1 - n)) > 0)
-		n += (size_t)r;
-	buf[n] = 0;
-}
-
-/* Run bootvm with args (NULL-terminated); stdin is /dev/null. */
-static void run(struct result *res, const char *const *args)
-{
-	const char *bootvm = getenv("BOOTVM");
-	int out[2], err[2];
-	const char *argv[32] = { bootvm };
-	int i;
-
-	assert_non_null(bootvm);
-	for (i = 0; args[i]; i++)
-		argv[i + 1] = args[i];
-	argv[i + 1] = NULL;
-	assert_int_equal(pipe(out), 0);
-	assert_int_equal(pipe(err), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-		dup2(null, 0);
-		dup2(out[1], 1);
-		dup2(err[1], 2);
-		execv(bootvm, (char *const *)argv);
-		_exit(127);
-	}
-	close(out[1]);
-	close(err[1]);
-	read_all(err[0], res->err, sizeof(res->err));
-	read_all(out[0], res->out, sizeof(res->out));
-	close(out[0]);
-	close(err[0]);
-	int ws;
-	assert_int_equal(waitpid(pid, &ws, 0), pid);
-	assert_true(WIFEXITED(ws));
-	res->status = WEXITSTATUS(ws);
-	res->err_lines = 0;
-	for (char *p = res->err; *p; p++)
-		res->err_lines += *p == '\n';
-}
+#include "helpers.h"
 
 /* A usage error: status 2, exactly one "bootvm: " line that mentions `needle`. */
 static void expect_usage_error(const char *needle, const char *const *args)
 {
-	struct result r;
+	struct helper_result r;
 
-	run(&r, args);
-	if (r.status != 2 || r.err_lines != 1 || strncmp(r.err, "bootvm: ", 8) ||
-	    !strstr(r.err, needle))
-		fail_msg("args '%s ...': status %d, stderr: %s", args[0], r.status, r.err);
-	assert_string_equal(r.out, "");
+	helper_run_bootvm(&r, NULL, args, 0);
+	helper_expect_error(&r, 2, needle);
+	helper_result_free(&r);
 }
 
 static void test_usage_errors(void **state)
@@ -101,9 +41,9 @@ static void test_usage_errors(void **state)
 
 static void test_help(void **state)
 {
-	struct result r;
+	struct helper_result r;
 
-	run(&r, (const char *[]){ "run", "--help", NULL });
+	helper_run_bootvm(&r, NULL, (const char *[]){ "run", "--help", NULL }, 0);
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "Usage: bootvm run"));
 	/* Every documented exit status is in the help. */
@@ -111,19 +51,23 @@ static void test_help(void **state)
 						    "  5 ", "  6 ", "  7 ", "128+N", NULL }; *s; s++)
 		if (!strstr(r.out, *s))
 			fail_msg("run --help lacks exit status '%s'", *s);
+	helper_result_free(&r);
 
-	run(&r, (const char *[]){ "--help", NULL });
+	helper_run_bootvm(&r, NULL, (const char *[]){ "--help", NULL }, 0);
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "run"));
 	assert_non_null(strstr(r.out, "initramfs"));
+	helper_result_free(&r);
 
-	run(&r, (const char *[]){ "--version", NULL });
+	helper_run_bootvm(&r, NULL, (const char *[]){ "--version", NULL }, 0);
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "bootvm "));
+	helper_result_free(&r);
 
-	run(&r, (const char *[]){ NULL });
+	helper_run_bootvm(&r, NULL, (const char *[]){ NULL }, 0);
 	assert_int_equal(r.status, 2);
 	assert_non_null(strstr(r.err, "Usage:"));
+	helper_result_free(&r);
 }
 
 int main(void)

@@ -19,39 +19,13 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backends/console.h"
 #include "util/log.h"
 #include "vmm/config.h"
 
-static double now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-struct captured {
-	int errors;
-	int warnings;
-	char last[1024];
-};
-
-static void capture(enum log_level level, const char *msg, void *opaque)
-{
-	struct captured *c = opaque;
-
-	if (level == LOG_ERROR)
-		c->errors++;
-	else if (level == LOG_WARN)
-		c->warnings++;
-	else
-		return;
-	snprintf(c->last, sizeof(c->last), "%s", msg);
-}
+#include "helpers.h"
 
 /* ---- Output ---- */
 
@@ -68,18 +42,18 @@ static void test_output_unread_pipe_never_blocks(void **state)
 	assert_int_equal(console_start(c), 0);
 
 	/* 4 MiB into a 64 KiB ring in front of a 64 KiB pipe nobody reads. */
-	double t0 = now_ms();
+	double t0 = helper_now_ms();
 	size_t queued = 0;
 	for (int i = 0; i < 1024; i++)
 		queued += console_write(c, chunk, sizeof(chunk));
-	assert_true(now_ms() - t0 < 2000);
+	assert_true(helper_now_ms() - t0 < 2000);
 	assert_true(queued <= 64 * 1024 + 64 * 1024 + 4 * PIPE_BUF);
 	assert_int_equal(console_dropped(c), 1024 * sizeof(chunk) - queued);
 	/* Once the writer has filled the pipe, the ring fills up for good. */
 	size_t total = 1024 * sizeof(chunk);
-	t0 = now_ms();
-	while (console_write_room(c) > 0 || now_ms() - t0 < 100) {
-		assert_true(now_ms() - t0 < 5000);
+	t0 = helper_now_ms();
+	while (console_write_room(c) > 0 || helper_now_ms() - t0 < 100) {
+		assert_true(helper_now_ms() - t0 < 5000);
 		total += sizeof(chunk);
 		console_write(c, chunk, sizeof(chunk));
 		usleep(1000);
@@ -87,9 +61,9 @@ static void test_output_unread_pipe_never_blocks(void **state)
 	assert_int_equal(console_write_room(c), 0);
 
 	/* Stopping gives up on what is queued within about the timeout. */
-	t0 = now_ms();
+	t0 = helper_now_ms();
 	console_stop(c, 200);
-	double took = now_ms() - t0;
+	double took = helper_now_ms() - t0;
 	assert_true(took >= 150);
 	assert_true(took < 500);
 	int in_pipe = 0;
@@ -97,9 +71,9 @@ static void test_output_unread_pipe_never_blocks(void **state)
 	assert_true(in_pipe >= 60 * 1024);
 	assert_int_equal(console_dropped(c), total - (size_t)in_pipe);
 	/* A second stop is harmless and quick. */
-	t0 = now_ms();
+	t0 = helper_now_ms();
 	console_stop(c, 200);
-	assert_true(now_ms() - t0 < 50);
+	assert_true(helper_now_ms() - t0 < 50);
 	console_close(c);
 	close(p[0]);
 	close(p[1]);
@@ -143,12 +117,12 @@ static void test_output_read_pipe_in_order(void **state)
 
 	/* Write only as fast as there is room, as a THRE-polling UART does. */
 	size_t off = 0;
-	double t0 = now_ms();
+	double t0 = helper_now_ms();
 	while (off < total) {
 		size_t room = console_write_room(c);
 		size_t n = total - off < 1000 ? total - off : 1000;
 		if (room < n) {
-			assert_true(now_ms() - t0 < 10000);
+			assert_true(helper_now_ms() - t0 < 10000);
 			usleep(100);
 			continue;
 		}
@@ -176,17 +150,12 @@ static void on_room(void *opaque)
 {
 	struct room_count *r = opaque;
 
-	pthread_mutex_lock(&r->lock);
-	r->calls++;
-	pthread_mutex_unlock(&r->lock);
+	helper_locked_inc(&r->lock, &r->calls);
 }
 
 static int room_calls(struct room_count *r)
 {
-	pthread_mutex_lock(&r->lock);
-	int n = r->calls;
-	pthread_mutex_unlock(&r->lock);
-	return n;
+	return helper_locked_get(&r->lock, &r->calls);
 }
 
 static void test_room_handler(void **state)
@@ -216,14 +185,14 @@ static void test_room_handler(void **state)
 	assert_int_equal(room_calls(&r), 0);
 
 	/* The reader catches up: the handler runs. */
-	double t0 = now_ms();
+	double t0 = helper_now_ms();
 	for (;;) {
 		uint8_t buf[4096];
 		if (read(p[0], buf, sizeof(buf)) < 0)
 			break;
 		if (room_calls(&r))
 			break;
-		assert_true(now_ms() - t0 < 5000);
+		assert_true(helper_now_ms() - t0 < 5000);
 	}
 	assert_true(console_write_room(c) > 0);
 	console_stop(c, 0);
@@ -235,13 +204,13 @@ static void test_room_handler(void **state)
 
 static void test_output_epipe(void **state)
 {
-	struct captured cap = { 0 };
+	struct helper_log cap = { 0 };
 	uint8_t chunk[1000];
 	int p[2];
 	struct console *c;
 
 	memset(chunk, 'e', sizeof(chunk));
-	log_set_sink(capture, &cap);
+	log_set_sink(helper_log_sink, &cap);
 	/* Reader gone after the console opened its end. */
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	c = console_open_fds(CONSOLE_STDIO, -1, p[1]);
@@ -249,9 +218,9 @@ static void test_output_epipe(void **state)
 	assert_int_equal(console_start(c), 0);
 	close(p[0]);
 	assert_int_equal(console_write(c, chunk, sizeof(chunk)), sizeof(chunk));
-	double t0 = now_ms();
+	double t0 = helper_now_ms();
 	while (console_dropped(c) < sizeof(chunk)) {
-		assert_true(now_ms() - t0 < 5000);
+		assert_true(helper_now_ms() - t0 < 5000);
 		usleep(1000);
 	}
 	/* From now on output is counted and discarded, and never waits. */
@@ -259,7 +228,7 @@ static void test_output_epipe(void **state)
 	assert_int_equal(console_write(c, chunk, sizeof(chunk)), 0);
 	assert_int_equal(console_dropped(c), 2 * sizeof(chunk));
 	assert_int_equal(cap.warnings, 1);
-	assert_non_null(strstr(cap.last, "Broken pipe"));
+	assert_non_null(strstr(cap.last_warning, "Broken pipe"));
 	console_stop(c, 200);
 	console_close(c);
 	close(p[1]);
@@ -354,16 +323,16 @@ static void test_file_appends(void **state)
 
 static void test_file_bad_path(void **state)
 {
-	struct captured cap = { 0 };
+	struct helper_log cap = { 0 };
 	struct vm_config cfg = { .console = CONSOLE_FILE,
 				 .console_path = "/nonexistent-dir/bootvm/console.log" };
 
-	log_set_sink(capture, &cap);
+	log_set_sink(helper_log_sink, &cap);
 	assert_null(console_open(&cfg));
 	log_set_sink(NULL, NULL);
 	assert_int_equal(cap.errors, 1);
-	assert_non_null(strstr(cap.last, "/nonexistent-dir/bootvm/console.log"));
-	assert_non_null(strstr(cap.last, "No such file or directory"));
+	assert_non_null(strstr(cap.last_error, "/nonexistent-dir/bootvm/console.log"));
+	assert_non_null(strstr(cap.last_error, "No such file or directory"));
 }
 
 /* ---- Input ---- */
@@ -400,9 +369,7 @@ static void on_quit(void *opaque)
 {
 	struct receiver *r = opaque;
 
-	pthread_mutex_lock(&r->lock);
-	r->quits++;
-	pthread_mutex_unlock(&r->lock);
+	helper_locked_inc(&r->lock, &r->quits);
 }
 
 /* Read a receiver field under its lock. */
@@ -420,15 +387,10 @@ static void receiver_init(struct receiver *r, bool accept, size_t max)
 /* Wait until the receiver holds n bytes. */
 static void wait_received(struct receiver *r, size_t n)
 {
-	double t0 = now_ms();
+	double t0 = helper_now_ms();
 
-	for (;;) {
-		pthread_mutex_lock(&r->lock);
-		size_t len = r->len;
-		pthread_mutex_unlock(&r->lock);
-		if (len >= n)
-			return;
-		assert_true(now_ms() - t0 < 5000);
+	while (RCV(r, len) < n) {
+		assert_true(helper_now_ms() - t0 < 5000);
 		usleep(1000);
 	}
 }
@@ -490,9 +452,9 @@ static void test_input_backpressure(void **state)
 	assert_int_equal(console_start(c), 0);
 
 	assert_int_equal(write(in[1], msg, sizeof(msg)), sizeof(msg));
-	double t0 = now_ms();
+	double t0 = helper_now_ms();
 	while (RCV(&r, calls) == 0) {
-		assert_true(now_ms() - t0 < 5000);
+		assert_true(helper_now_ms() - t0 < 5000);
 		usleep(1000);
 	}
 	/* Refused: no retrying on its own, and stdin is not read further. */
@@ -609,9 +571,9 @@ static void test_pty_raw_mode_and_escapes(void **state)
 	assert_int_equal(write(master, "\x01", 1), 1);
 	usleep(20 * 1000);
 	assert_int_equal(write(master, "x", 1), 1);
-	double t0 = now_ms();
+	double t0 = helper_now_ms();
 	while (RCV(&r, quits) == 0) {
-		assert_true(now_ms() - t0 < 5000);
+		assert_true(helper_now_ms() - t0 < 5000);
 		usleep(1000);
 	}
 	assert_int_equal(RCV(&r, len), 7);

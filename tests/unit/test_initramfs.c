@@ -13,9 +13,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,12 +21,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tools/cpio.h"
 #include "tools/initramfs.h"
 #include "util/log.h"
+
+#include "helpers.h"
 
 #define BUSYBOX "/bin/busybox"
 
@@ -36,123 +35,32 @@
  * Helpers
  */
 
-__attribute__((format(printf, 1, 2)))
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&s, fmt, ap) >= 0);
-	va_end(ap);
-	return s;
-}
-
-/* Run a shell command; its exit status. */
-__attribute__((format(printf, 1, 2)))
-static int shell(const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd;
-	int st;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&cmd, fmt, ap) >= 0);
-	va_end(ap);
-	st = system(cmd);
-	free(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* A shell command's stdout (and stderr if it says 2>&1); *status its exit status. */
-__attribute__((format(printf, 2, 3)))
-static char *shell_out(int *status, const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd, *buf = NULL;
-	size_t len = 0;
-	FILE *f, *mem = open_memstream(&buf, &len);
-	int c, st;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&cmd, fmt, ap) >= 0);
-	va_end(ap);
-	f = popen(cmd, "r");
-	assert_non_null(f);
-	while ((c = fgetc(f)) != EOF)
-		fputc(c, mem);
-	st = pclose(f);
-	fclose(mem);
-	free(cmd);
-	if (status)
-		*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-	return buf;
-}
-
-static bool have_tool(const char *name)
-{
-	return shell("command -v %s >/dev/null 2>&1", name) == 0;
-}
-
-static char *make_tmpdir(void)
-{
-	const char *base = getenv("TMPDIR");
-	char *t = xasprintf("%s/bootvm-initramfs-test.XXXXXX", base && *base ? base : "/tmp");
-
-	assert_non_null(mkdtemp(t));
-	assert_int_equal(chmod(t, 0755), 0);
-	return t;
-}
-
-static void rm_rf(char *path)
-{
-	if (path)
-		shell("rm -rf '%s'", path);
-	free(path);
-}
-
-static void write_file(const char *path, const void *data, size_t len, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
-}
-
 static void write_str(const char *path, const char *s, mode_t mode)
 {
-	write_file(path, s, strlen(s), mode);
-}
-
-static unsigned char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf = NULL;
-	size_t n = 0, cap = 0, r;
-
-	if (!f)
-		return NULL;
-	do {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 65536;
-			buf = realloc(buf, cap + 1);
-			assert_non_null(buf);
-		}
-		r = fread(buf + n, 1, cap - n, f);
-		n += r;
-	} while (r);
-	fclose(f);
-	buf[n] = 0;
-	*len = n;
-	return buf;
+	helper_write_file(path, s, strlen(s), mode);
 }
 
 static void xmkdir(const char *path, mode_t mode)
 {
 	assert_int_equal(mkdir(path, 0700), 0);
 	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* dir/name holding s. */
+static void put_file(const char *dir, const char *name, const char *s, mode_t mode)
+{
+	char *p = helper_asprintf("%s/%s", dir, name);
+
+	write_str(p, s, mode);
+	free(p);
+}
+
+static void put_dir(const char *dir, const char *name, mode_t mode)
+{
+	char *p = helper_asprintf("%s/%s", dir, name);
+
+	xmkdir(p, mode);
+	free(p);
 }
 
 static void set_mtime(const char *path, time_t t)
@@ -165,69 +73,6 @@ static void set_mtime(const char *path, time_t t)
 /* ------------------------------------------------------------------------
  * Running bootvm
  */
-
-struct result {
-	int status;
-	char out[16384];
-	char err[8192];
-	int err_lines;
-};
-
-static void read_all(int fd, char *buf, size_t len)
-{
-	size_t n = 0;
-	ssize_t r;
-
-	while (n + 1 < len && (r = read(fd, buf + n, len - 1 - n)) > 0)
-		n += (size_t)r;
-	buf[n] = 0;
-	while (read(fd, (char[256]){ 0 }, 256) > 0)
-		;
-}
-
-/* Run $BOOTVM initramfs args...; as user nobody if as_nobody. */
-static void run_bootvm(struct result *res, bool as_nobody, const char *const *args)
-{
-	const char *bootvm = getenv("BOOTVM");
-	const char *argv[64] = { bootvm, "initramfs" };
-	int out[2], err[2], i, ws;
-	pid_t pid;
-
-	assert_non_null(bootvm);
-	for (i = 0; args[i]; i++) {
-		assert_true(i + 3 < 64);
-		argv[i + 2] = args[i];
-	}
-	argv[i + 2] = NULL;
-	assert_int_equal(pipe(out), 0);
-	assert_int_equal(pipe(err), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-		dup2(null, 0);
-		dup2(out[1], 1);
-		dup2(err[1], 2);
-		close(out[0]);
-		close(err[0]);
-		if (as_nobody && (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
-			_exit(126);
-		execv(bootvm, (char *const *)argv);
-		_exit(127);
-	}
-	close(out[1]);
-	close(err[1]);
-	read_all(err[0], res->err, sizeof(res->err));
-	read_all(out[0], res->out, sizeof(res->out));
-	close(out[0]);
-	close(err[0]);
-	assert_int_equal(waitpid(pid, &ws, 0), pid);
-	assert_true(WIFEXITED(ws));
-	res->status = WEXITSTATUS(ws);
-	res->err_lines = 0;
-	for (char *p = res->err; *p; p++)
-		res->err_lines += *p == '\n';
-}
 
 /* No file in dir but those named in keep (NULL-terminated). */
 static void assert_dir_only(const char *dir, const char *const *keep)
@@ -250,17 +95,14 @@ static void assert_dir_only(const char *dir, const char *const *keep)
  * A failure: the status, exactly one "bootvm: " line mentioning needle, and
  * nothing written in outdir except the files in keep.
  */
-static void expect_fail_as(bool as_nobody, int status, const char *needle, const char *outdir,
+static void expect_fail_as(unsigned int flags, int status, const char *needle, const char *outdir,
 			   const char *const *keep, const char *const *args)
 {
-	struct result r;
+	struct helper_result r;
 
-	run_bootvm(&r, as_nobody, args);
-	if (r.status != status || r.err_lines != 1 || strncmp(r.err, "bootvm: ", 8) ||
-	    !strstr(r.err, needle))
-		fail_msg("initramfs %s %s ...: status %d (want %d), stderr: %s (want '%s')", args[0],
-			 args[1] ? args[1] : "", r.status, status, r.err, needle);
-	assert_string_equal(r.out, "");
+	helper_run_bootvm(&r, "initramfs", args, flags);
+	helper_expect_error(&r, status, needle);
+	helper_result_free(&r);
 	if (outdir)
 		assert_dir_only(outdir, keep ? keep : (const char *const[]){ NULL });
 }
@@ -268,16 +110,17 @@ static void expect_fail_as(bool as_nobody, int status, const char *needle, const
 static void expect_fail(int status, const char *needle, const char *outdir,
 			const char *const *args)
 {
-	expect_fail_as(false, status, needle, outdir, NULL, args);
+	expect_fail_as(0, status, needle, outdir, NULL, args);
 }
 
 static void expect_ok(const char *const *args)
 {
-	struct result r;
+	struct helper_result r;
 
-	run_bootvm(&r, false, args);
+	helper_run_bootvm(&r, "initramfs", args, 0);
 	if (r.status != 0 || r.err_lines != 0)
-		fail_msg("initramfs %s ...: status %d, stderr: %s", args[0], r.status, r.err);
+		fail_msg("%s: status %d, stderr: %s", r.cmd, r.status, r.err);
+	helper_result_free(&r);
 }
 
 /* ------------------------------------------------------------------------
@@ -360,14 +203,24 @@ static void archive_parse(struct archive *a, unsigned char *buf, size_t len)
 	}
 }
 
-static void archive_load(struct archive *a, const char *path)
+/* The archive at path, parsed; archive_free() it. */
+static struct archive *archive_open(const char *path)
 {
+	struct archive *a = calloc(1, sizeof(*a));
 	size_t len;
-	unsigned char *buf = read_file(path, &len);
+	unsigned char *buf = helper_read_file(path, &len);
 
+	assert_non_null(a);
 	if (!buf)
 		fail_msg("cannot read archive %s", path);
 	archive_parse(a, buf, len);
+	return a;
+}
+
+static void archive_free(struct archive *a)
+{
+	free(a->buf);
+	free(a);
 }
 
 static const struct entry *archive_find(const struct archive *a, const char *name)
@@ -417,28 +270,26 @@ static void test_newc_bytes(void **state)
 		print_message("skipped: needs root (mknod)\n");
 		skip();
 	}
-	char *t = make_tmpdir();
-	char *d = xasprintf("%s/d", t), *out = xasprintf("%s/out.cpio", t), *p;
+	char *t = helper_tmpdir("initramfs");
+	char *d = helper_asprintf("%s/d", t), *out = helper_asprintf("%s/out.cpio", t), *p;
 	size_t len;
 
 	xmkdir(d, 0755);
-	p = xasprintf("%s/hello.txt", d);
+	p = helper_asprintf("%s/hello.txt", d);
 	write_str(p, "hi\n", 0644);
 	set_mtime(p, 1000000000);
 	free(p);
-	p = xasprintf("%s/null", d);
+	p = helper_asprintf("%s/null", d);
 	assert_int_equal(mknod(p, S_IFCHR | 0666, makedev(1, 3)), 0);
 	assert_int_equal(chmod(p, 0666), 0);
 	set_mtime(p, 1000000003);
 	free(p);
-	p = xasprintf("%s/sub", d);
-	xmkdir(p, 0755);
-	free(p);
-	p = xasprintf("%s/sub/link", d);
+	put_dir(d, "sub", 0755);
+	p = helper_asprintf("%s/sub/link", d);
 	assert_int_equal(symlink("../hello.txt", p), 0);
 	set_mtime(p, 1000000002);
 	free(p);
-	p = xasprintf("%s/sub", d);
+	p = helper_asprintf("%s/sub", d);
 	set_mtime(p, 1000000001);
 	free(p);
 
@@ -468,7 +319,7 @@ static void test_newc_bytes(void **state)
 		"070701" "00000000" "00000000" "00000000" "00000000" "00000001" "00000000"
 		"00000000" "00000000" "00000000" "00000000" "00000000" "0000000B" "00000000"
 		"TRAILER!!!\0" "\0\0\0";
-	unsigned char *got = read_file(out, &len);
+	unsigned char *got = helper_read_file(out, &len);
 	assert_non_null(got);
 	assert_int_equal(len, sizeof(expect) - 1);
 	assert_int_equal(len, 612);
@@ -477,7 +328,7 @@ static void test_newc_bytes(void **state)
 
 	free(d);
 	free(out);
-	rm_rf(t);
+	helper_tmpdir_remove(t);
 }
 
 /* ------------------------------------------------------------------------
@@ -497,7 +348,7 @@ static void make_rich_tree(const char *t, const char *d)
 	char *p, *q;
 
 	xmkdir(d, 0755);
-#define P(name) (free(p), p = xasprintf("%s/%s", d, name))
+#define P(name) (free(p), p = helper_asprintf("%s/%s", d, name))
 	p = NULL;
 	xmkdir(P("dir1"), 0755);
 	xmkdir(P("dir1/nested"), 0700);
@@ -520,8 +371,8 @@ static void make_rich_tree(const char *t, const char *d)
 		for (size_t i = 0; i < n; i++)
 			big[i] = (char)("abcdefghijklmnopqrstuvwxyz\n"[(i * 7 + i / 4096) % 27] ^
 					((i % 1021) == 0));
-		write_file(P("dir1/big"), big, n, 0644);
-		write_file(P("dir1/mid"), big, 300001, 0644);
+		helper_write_file(P("dir1/big"), big, n, 0644);
+		helper_write_file(P("dir1/mid"), big, 300001, 0644);
 		free(big);
 	}
 	assert_int_equal(symlink("dir1/big", P("rel")), 0);
@@ -535,13 +386,13 @@ static void make_rich_tree(const char *t, const char *d)
 	assert_int_equal(mkfifo(P("fifo"), 0620), 0);
 	assert_int_equal(chmod(p, 0620), 0);
 	write_str(P("hl1"), "linked\n", 0644);
-	q = xasprintf("%s", p);
+	q = helper_asprintf("%s", p);
 	assert_int_equal(link(q, P("dir1/hl2")), 0);
 	assert_int_equal(link(q, P("dir1/nested/hl3")), 0);
 	free(q);
 	/* A second link outside the tree: inside, the file is a plain file. */
 	write_str(P("half-linked"), "half\n", 0644);
-	q = xasprintf("%s/outside-link", t);
+	q = helper_asprintf("%s/outside-link", t);
 	assert_int_equal(link(p, q), 0);
 	free(q);
 
@@ -560,11 +411,11 @@ static void make_rich_tree(const char *t, const char *d)
 /* Extract archive (decompressed with decomp) into a fresh dir under t. */
 static char *extract(const char *t, const char *archive, const char *decomp, const char *name)
 {
-	char *x = xasprintf("%s/%s", t, name);
+	char *x = helper_asprintf("%s/%s", t, name);
 
 	xmkdir(x, 0755);
-	if (shell("cd '%s' && %s < '%s' | cpio -idm --no-absolute-filenames --quiet 2>&1",
-		  x, decomp, archive))
+	if (helper_shell("cd '%s' && %s < '%s' | cpio -idm --no-absolute-filenames --quiet 2>&1",
+			 x, decomp, archive))
 		fail_msg("cpio could not extract %s", archive);
 	return x;
 }
@@ -587,7 +438,8 @@ static bool compare_trees(const char *a, const char *b, bool owner_zero)
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		char *pa = xasprintf("%s/%s", a, de->d_name), *pb = xasprintf("%s/%s", b, de->d_name);
+		char *pa = helper_asprintf("%s/%s", a, de->d_name);
+		char *pb = helper_asprintf("%s/%s", b, de->d_name);
 		struct stat sa, sb;
 		na++;
 		compare_count++;
@@ -605,7 +457,7 @@ static bool compare_trees(const char *a, const char *b, bool owner_zero)
 		}
 		if (S_ISREG(sa.st_mode)) {
 			size_t la, lb;
-			unsigned char *ca = read_file(pa, &la), *cb = read_file(pb, &lb);
+			unsigned char *ca = helper_read_file(pa, &la), *cb = helper_read_file(pb, &lb);
 			assert_non_null(ca);
 			assert_non_null(cb);
 			if (la != lb || memcmp(ca, cb, la))
@@ -645,7 +497,7 @@ static bool need_root_and_cpio(void)
 		print_message("skipped: needs root (device nodes, chown)\n");
 		return false;
 	}
-	if (!have_tool("cpio")) {
+	if (!helper_have_tool("cpio")) {
 		print_message("skipped: no cpio (apt-get install cpio)\n");
 		return false;
 	}
@@ -666,20 +518,20 @@ static void test_roundtrip(void **state)
 
 	if (!need_root_and_cpio())
 		skip();
-	char *t = make_tmpdir(), *d = xasprintf("%s/d", t);
+	char *t = helper_tmpdir("initramfs"), *d = helper_asprintf("%s/d", t);
 	make_rich_tree(t, d);
 
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-		char *out = xasprintf("%s/out.%s", t, kinds[k].name);
+		char *out = helper_asprintf("%s/out.%s", t, kinds[k].name);
 		size_t len;
 
-		if (!have_tool(kinds[k].tool)) {
+		if (!helper_have_tool(kinds[k].tool)) {
 			print_message("%s: skipped, no %s tool\n", kinds[k].name, kinds[k].tool);
 			free(out);
 			continue;
 		}
 		expect_ok((const char *[]){ "-o", out, "--compress", kinds[k].name, d, NULL });
-		unsigned char *got = read_file(out, &len);
+		unsigned char *got = helper_read_file(out, &len);
 		assert_non_null(got);
 		assert_true(len > 4);
 		assert_memory_equal(got, kinds[k].magic, kinds[k].magic[3] ? 4 : 3);
@@ -687,7 +539,7 @@ static void test_roundtrip(void **state)
 
 		/* The listing: every entry once, sorted, directories first. */
 		int st;
-		char *list = shell_out(&st, "%s < '%s' | cpio -it --quiet", kinds[k].decomp, out);
+		char *list = helper_shell_out(&st, "%s < '%s' | cpio -it --quiet", kinds[k].decomp, out);
 		assert_int_equal(st, 0);
 		char *expect_list = NULL;
 		size_t elen = 0;
@@ -700,7 +552,7 @@ static void test_roundtrip(void **state)
 		free(expect_list);
 
 		char *x = extract(t, out, kinds[k].decomp, kinds[k].name + 0);
-		char *xx = xasprintf("%s.x", x);
+		char *xx = helper_asprintf("%s.x", x);
 		assert_int_equal(rename(x, xx), 0);
 		compare_count = 0;
 		compare_trees(d, xx, true);
@@ -708,8 +560,9 @@ static void test_roundtrip(void **state)
 
 		/* The three hard links are one file again. */
 		struct stat s1, s2, s3, s4;
-		char *p1 = xasprintf("%s/hl1", xx), *p2 = xasprintf("%s/dir1/hl2", xx);
-		char *p3 = xasprintf("%s/dir1/nested/hl3", xx), *p4 = xasprintf("%s/half-linked", xx);
+		char *p1 = helper_asprintf("%s/hl1", xx), *p2 = helper_asprintf("%s/dir1/hl2", xx);
+		char *p3 = helper_asprintf("%s/dir1/nested/hl3", xx);
+		char *p4 = helper_asprintf("%s/half-linked", xx);
 		assert_int_equal(stat(p1, &s1), 0);
 		assert_int_equal(stat(p2, &s2), 0);
 		assert_int_equal(stat(p3, &s3), 0);
@@ -723,18 +576,17 @@ static void test_roundtrip(void **state)
 		free(p3);
 		free(p4);
 		free(x);
-		rm_rf(xx);
+		helper_tmpdir_remove(xx);
 		free(out);
 	}
 
 	/* The raw archive: link counts, inodes, data on the last link only. */
-	char *out = xasprintf("%s/out.none", t);
-	struct archive *a = calloc(1, sizeof(*a));
-	archive_load(a, out);
+	char *out = helper_asprintf("%s/out.none", t);
+	struct archive *a = archive_open(out);
 	assert_int_equal(a->n, 25);
 	for (size_t i = 0; i < a->n; i++) {
 		struct stat sst;
-		char *sp = xasprintf("%s/%s", d, a->e[i].name);
+		char *sp = helper_asprintf("%s/%s", d, a->e[i].name);
 		assert_int_equal(lstat(sp, &sst), 0);
 		assert_int_equal(a->e[i].mtime, sst.st_mtime);
 		assert_int_equal(a->e[i].mode, sst.st_mode);
@@ -770,15 +622,14 @@ static void test_roundtrip(void **state)
 	assert_int_equal(archive_get(a, "sticky")->mode, S_IFDIR | 01777);
 	assert_int_equal(archive_get(a, "sticky")->mtime, 1400000003);
 	archive_check_order(a);
-	free(a->buf);
-	free(a);
+	archive_free(a);
 	free(out);
 
 	/* --keep-owner keeps 1234:5678. */
-	out = xasprintf("%s/owner.cpio", t);
+	out = helper_asprintf("%s/owner.cpio", t);
 	expect_ok((const char *[]){ "-o", out, "--keep-owner", "--compress", "none", d, NULL });
 	char *x = extract(t, out, "cat", "owner");
-	char *p = xasprintf("%s/plain", x);
+	char *p = helper_asprintf("%s/plain", x);
 	struct stat st;
 	assert_int_equal(lstat(p, &st), 0);
 	assert_int_equal(st.st_uid, 1234);
@@ -791,28 +642,29 @@ static void test_roundtrip(void **state)
 	free(out);
 
 	free(d);
-	rm_rf(t);
+	helper_tmpdir_remove(t);
 }
 
 /* The same input gives the same bytes; SOURCE_DATE_EPOCH dates generated entries. */
 static void test_reproducible(void **state)
 {
 	static const char *const kinds[] = { "gzip", "zstd", "lz4", "none" };
-	char *t = make_tmpdir(), *d = xasprintf("%s/d", t), *p;
+	char *t = helper_tmpdir("initramfs"), *d = helper_asprintf("%s/d", t), *p;
 
 	xmkdir(d, 0755);
 	for (int i = 0; i < 40; i++) {
-		p = xasprintf("%s/f%02d", d, (i * 17) % 40);	/* created out of order */
+		p = helper_asprintf("%s/f%02d", d, (i * 17) % 40);	/* created out of order */
 		write_str(p, "some text some text\n", 0644);
 		free(p);
 	}
 	for (size_t k = 0; k < 4; k++) {
-		char *o1 = xasprintf("%s/1.%s", t, kinds[k]), *o2 = xasprintf("%s/2.%s", t, kinds[k]);
+		char *o1 = helper_asprintf("%s/1.%s", t, kinds[k]);
+		char *o2 = helper_asprintf("%s/2.%s", t, kinds[k]);
 		size_t l1, l2;
 		expect_ok((const char *[]){ "-o", o1, "--compress", kinds[k], d, NULL });
 		sleep(k == 0);	/* a second apart at least once */
 		expect_ok((const char *[]){ "-o", o2, "--compress", kinds[k], d, NULL });
-		unsigned char *b1 = read_file(o1, &l1), *b2 = read_file(o2, &l2);
+		unsigned char *b1 = helper_read_file(o1, &l1), *b2 = helper_read_file(o2, &l2);
 		assert_int_equal(l1, l2);
 		assert_memory_equal(b1, b2, l1);
 		free(b1);
@@ -822,65 +674,48 @@ static void test_reproducible(void **state)
 	}
 
 	/* Generated entries (a parent made for --add) take SOURCE_DATE_EPOCH. */
-	p = xasprintf("%s/sde.cpio", t);
-	char *add = xasprintf("%s/f00:/made/up/f", d);
+	p = helper_asprintf("%s/sde.cpio", t);
+	char *add = helper_asprintf("%s/f00:/made/up/f", d);
 	setenv("SOURCE_DATE_EPOCH", "1234567890", 1);
 	expect_ok((const char *[]){ "-o", p, "--compress", "none", "--add", add, NULL });
 	unsetenv("SOURCE_DATE_EPOCH");
-	struct archive *a = calloc(1, sizeof(*a));
-	archive_load(a, p);
+	struct archive *a = archive_open(p);
 	assert_int_equal(a->n, 3);
 	assert_int_equal(archive_get(a, "made")->mtime, 1234567890);
 	assert_int_equal(archive_get(a, "made/up")->mtime, 1234567890);
 	assert_int_equal(archive_get(a, "made")->mode, S_IFDIR | 0755);
-	free(a->buf);
-	free(a);
+	archive_free(a);
 	free(add);
 	free(p);
 	free(d);
-	rm_rf(t);
+	helper_tmpdir_remove(t);
 }
 
 /* --add: files, directories, DEST/, overriding DIR's files, symlinked parents. */
 static void test_add(void **state)
 {
-	char *t = make_tmpdir(), *d = xasprintf("%s/d", t), *p;
-	char *out = xasprintf("%s/out.cpio", t);
+	char *t = helper_tmpdir("initramfs"), *d = helper_asprintf("%s/d", t), *p;
+	char *out = helper_asprintf("%s/out.cpio", t);
 
 	xmkdir(d, 0755);
-	p = xasprintf("%s/etc", d);
-	xmkdir(p, 0755);
-	free(p);
-	p = xasprintf("%s/etc/hostname", d);
-	write_str(p, "old\n", 0644);
-	free(p);
-	p = xasprintf("%s/lib", d);	/* merged /usr: lib -> usr/lib */
+	put_dir(d, "etc", 0755);
+	put_file(d, "etc/hostname", "old\n", 0644);
+	p = helper_asprintf("%s/lib", d);	/* merged /usr: lib -> usr/lib */
 	assert_int_equal(symlink("usr/lib", p), 0);
 	free(p);
-	p = xasprintf("%s/hostname", t);
-	write_str(p, "new\n", 0600);
-	free(p);
-	p = xasprintf("%s/tool", t);
-	write_str(p, "#!/bin/sh\n", 0755);
-	free(p);
-	p = xasprintf("%s/tree", t);
-	xmkdir(p, 0750);
-	free(p);
-	p = xasprintf("%s/tree/a", t);
-	xmkdir(p, 0755);
-	free(p);
-	p = xasprintf("%s/tree/a/b", t);
-	write_str(p, "b\n", 0644);
-	free(p);
+	put_file(t, "hostname", "new\n", 0600);
+	put_file(t, "tool", "#!/bin/sh\n", 0755);
+	put_dir(t, "tree", 0750);
+	put_dir(t, "tree/a", 0755);
+	put_file(t, "tree/a/b", "b\n", 0644);
 
-	char *a1 = xasprintf("%s/hostname:/etc/hostname", t);
-	char *a2 = xasprintf("%s/tool:/usr/local/bin/", t);
-	char *a3 = xasprintf("%s/tree:opt/tree", t);
-	char *a4 = xasprintf("%s/tool:/lib/firmware/tool", t);
+	char *a1 = helper_asprintf("%s/hostname:/etc/hostname", t);
+	char *a2 = helper_asprintf("%s/tool:/usr/local/bin/", t);
+	char *a3 = helper_asprintf("%s/tree:opt/tree", t);
+	char *a4 = helper_asprintf("%s/tool:/lib/firmware/tool", t);
 	expect_ok((const char *[]){ "-o", out, "--compress", "none", "--add", a1, "--add", a2,
 				    "--add", a3, "--add", a4, d, NULL });
-	struct archive *a = calloc(1, sizeof(*a));
-	archive_load(a, out);
+	struct archive *a = archive_open(out);
 	archive_check_order(a);
 	const struct entry *e = archive_get(a, "etc/hostname");
 	assert_int_equal(e->filesize, 4);
@@ -894,18 +729,15 @@ static void test_add(void **state)
 	assert_int_equal(archive_get(a, "lib")->mode, S_IFLNK | 0777);
 	assert_non_null(archive_find(a, "usr/lib/firmware/tool"));
 	assert_null(archive_find(a, "lib/firmware"));
-	free(a->buf);
-	free(a);
+	archive_free(a);
 
 	/* Only --add, no DIR; "/" as DEST puts a file at the top. */
-	char *a5 = xasprintf("%s/hostname:/", t);
+	char *a5 = helper_asprintf("%s/hostname:/", t);
 	expect_ok((const char *[]){ "-o", out, "--compress", "none", "--add", a3, "--add", a5, NULL });
-	a = calloc(1, sizeof(*a));
-	archive_load(a, out);
+	a = archive_open(out);
 	assert_int_equal(a->n, 5);	/* hostname, opt, opt/tree, opt/tree/a, opt/tree/a/b */
 	assert_string_equal(a->e[0].name, "hostname");
-	free(a->buf);
-	free(a);
+	archive_free(a);
 	free(a5);
 
 	free(a1);
@@ -914,30 +746,28 @@ static void test_add(void **state)
 	free(a4);
 	free(out);
 	free(d);
-	rm_rf(t);
+	helper_tmpdir_remove(t);
 }
 
 /* Without --busybox a tree's own /init is packed as it is; OUT inside DIR is not packed. */
 static void test_own_init(void **state)
 {
-	char *t = make_tmpdir(), *d = xasprintf("%s/d", t), *p = xasprintf("%s/d/init", t);
-	char *out = xasprintf("%s/d/initrd.cpio", t);
+	char *t = helper_tmpdir("initramfs"), *d = helper_asprintf("%s/d", t);
+	char *p = helper_asprintf("%s/d/init", t), *out = helper_asprintf("%s/d/initrd.cpio", t);
 
 	xmkdir(d, 0755);
 	write_str(p, "#!/bin/sh\necho mine\n", 0755);
 	expect_ok((const char *[]){ "-o", out, "--compress", "none", d, NULL });
 	expect_ok((const char *[]){ "-o", out, "--compress", "none", d, NULL });	/* OUT exists now */
-	struct archive *a = calloc(1, sizeof(*a));
-	archive_load(a, out);
+	struct archive *a = archive_open(out);
 	assert_int_equal(a->n, 1);
 	assert_string_equal(a->e[0].name, "init");
 	assert_memory_equal(a->e[0].data, "#!/bin/sh\necho mine\n", 20);
-	free(a->buf);
-	free(a);
+	archive_free(a);
 	free(p);
 	free(out);
 	free(d);
-	rm_rf(t);
+	helper_tmpdir_remove(t);
 }
 
 /* ------------------------------------------------------------------------
@@ -957,35 +787,30 @@ static void test_busybox(void **state)
 {
 	if (!have_busybox())
 		skip();
-	char *t = make_tmpdir(), *d = xasprintf("%s/d", t), *p;
-	char *out = xasprintf("%s/out.cpio", t);
-	struct result r;
+	char *t = helper_tmpdir("initramfs"), *d = helper_asprintf("%s/d", t), *p;
+	char *out = helper_asprintf("%s/out.cpio", t);
+	struct helper_result r;
 
 	/* The tree's /init loses to the generated one, its bin/sh wins over the link. */
 	xmkdir(d, 0755);
-	p = xasprintf("%s/init", d);
-	write_str(p, "#!/bin/sh\necho mine\n", 0755);
-	free(p);
-	p = xasprintf("%s/bin", d);
-	xmkdir(p, 0755);
-	free(p);
-	p = xasprintf("%s/bin/sh", d);
-	write_str(p, "user sh", 0755);
-	free(p);
-	run_bootvm(&r, false, (const char *[]){ "-o", out, "--compress", "none", "--busybox", BUSYBOX,
-						"--init-run", "echo 'it'\"'\"'s'; exit 7", d, NULL });
+	put_file(d, "init", "#!/bin/sh\necho mine\n", 0755);
+	put_dir(d, "bin", 0755);
+	put_file(d, "bin/sh", "user sh", 0755);
+	helper_run_bootvm(&r, "initramfs",
+			  (const char *[]){ "-o", out, "--compress", "none", "--busybox", BUSYBOX,
+					    "--init-run", "echo 'it'\"'\"'s'; exit 7", d, NULL }, 0);
 	assert_int_equal(r.status, 0);
 	assert_int_equal(r.err_lines, 1);
 	assert_non_null(strstr(r.err, "bootvm: warning: "));
 	assert_non_null(strstr(r.err, "/init"));
+	helper_result_free(&r);
 
-	struct archive *a = calloc(1, sizeof(*a));
-	archive_load(a, out);
+	struct archive *a = archive_open(out);
 	archive_check_order(a);
 
 	/* /bin/busybox is the host's, byte for byte. */
 	size_t blen;
-	unsigned char *bb = read_file(BUSYBOX, &blen);
+	unsigned char *bb = helper_read_file(BUSYBOX, &blen);
 	const struct entry *e = archive_get(a, "bin/busybox");
 	assert_int_equal(e->filesize, blen);
 	assert_memory_equal(e->data, bb, blen);
@@ -994,7 +819,7 @@ static void test_busybox(void **state)
 
 	/* One link per applet, where busybox --install would put it. */
 	int st;
-	char *list = shell_out(&st, "%s --list-full", BUSYBOX);
+	char *list = helper_shell_out(&st, "%s --list-full", BUSYBOX);
 	assert_int_equal(st, 0);
 	size_t links = 0;
 	for (char *save = NULL, *l = strtok_r(list, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -1036,15 +861,14 @@ static void test_busybox(void **state)
 	assert_null(strstr(init, "insmod"));
 	free(expect);
 	free(init);
-	free(a->buf);
-	free(a);
+	archive_free(a);
 
 	/* Without --init-run: a shell on the console, then power off. */
 	expect_ok((const char *[]){ "-o", out, "--busybox", BUSYBOX, NULL });
 	char *x = extract(t, out, "gzip -dc", "shell");
 	size_t ilen;
-	p = xasprintf("%s/init", x);
-	init = (char *)read_file(p, &ilen);
+	p = helper_asprintf("%s/init", x);
+	init = (char *)helper_read_file(p, &ilen);
 	assert_non_null(init);
 	assert_non_null(strstr(init, "\nsetsid cttyhack sh\npoweroff -f\n"));
 	assert_null(strstr(init, "sh -c"));
@@ -1054,7 +878,7 @@ static void test_busybox(void **state)
 
 	free(out);
 	free(d);
-	rm_rf(t);
+	helper_tmpdir_remove(t);
 }
 
 /*
@@ -1066,11 +890,11 @@ static void test_busybox_init_runs(void **state)
 {
 	if (!have_busybox() || !need_root_and_cpio())
 		skip();
-	if (shell("unshare --pid --fork --mount true >/dev/null 2>&1")) {
+	if (helper_shell("unshare --pid --fork --mount true >/dev/null 2>&1")) {
 		print_message("skipped: cannot unshare PID and mount namespaces here\n");
 		skip();
 	}
-	char *t = make_tmpdir(), *out = xasprintf("%s/out.cpio", t);
+	char *t = helper_tmpdir("initramfs"), *out = helper_asprintf("%s/out.cpio", t);
 	int st;
 
 	expect_ok((const char *[]){ "-o", out, "--busybox", BUSYBOX, "--init-run",
@@ -1078,63 +902,44 @@ static void test_busybox_init_runs(void **state)
 				    "devtmpfs /dev devtmpfs) ' /proc/mounts) it's\"; exit 7",
 				    NULL });
 	char *x = extract(t, out, "gzip -dc", "root");
-	char *o = shell_out(&st, "cd / && timeout 60 unshare --pid --fork --mount chroot '%s' /init 2>&1 </dev/null", x);
+	char *o = helper_shell_out(&st, "cd / && timeout 60 unshare --pid --fork --mount "
+				   "chroot '%s' /init 2>&1 </dev/null", x);
 	const char *at = strstr(o, "mounts:3 it's\n" INITRAMFS_STATUS_PREFIX "7\n");
 	if (!at || (at != o && at[-1] != '\n'))
 		fail_msg("/init printed: %s", o);
 	free(o);
 	free(x);
 	free(out);
-	rm_rf(t);
+	helper_tmpdir_remove(t);
 }
 
 /* ------------------------------------------------------------------------
  * Modules
  */
 
-struct logcap {
-	int errors, warnings;
-	char last[1024];
-};
-
-static void logcap_sink(enum log_level level, const char *msg, void *opaque)
-{
-	struct logcap *c = opaque;
-
-	if (level == LOG_ERROR)
-		c->errors++;
-	else if (level == LOG_WARN)
-		c->warnings++;
-	else
-		return;
-	snprintf(c->last, sizeof(c->last), "%s", msg);
-}
-
 static const char fake_elf[] = "\x7f" "ELF\x02\x01\x01 fake module";
 
 /* A fake modules tree: a cycle, '-' names, a compressed module, bad ones. */
 static char *make_fake_modules(const char *t)
 {
-	char *m = xasprintf("%s/lib/modules/9.9.9-fake", t), *p;
+	char *m = helper_asprintf("%s/lib/modules/9.9.9-fake", t), *p;
 
-	assert_int_equal(shell("mkdir -p '%s/kernel/sub'", m), 0);
+	assert_int_equal(helper_shell("mkdir -p '%s/kernel/sub'", m), 0);
 	static const char *const plain[] = { "a.ko", "b.ko", "snd-foo.ko", "sub/d.ko", "e.ko", NULL };
 	for (const char *const *n = plain; *n; n++) {
-		p = xasprintf("%s/kernel/%s", m, *n);
-		write_file(p, fake_elf, sizeof(fake_elf) - 1, 0644);
+		p = helper_asprintf("%s/kernel/%s", m, *n);
+		helper_write_file(p, fake_elf, sizeof(fake_elf) - 1, 0644);
 		free(p);
 	}
-	p = xasprintf("%s/kernel/c.ko", m);
-	write_file(p, fake_elf, sizeof(fake_elf) - 1, 0644);
-	assert_int_equal(shell("gzip -n '%s'", p), 0);
+	p = helper_asprintf("%s/kernel/c.ko", m);
+	helper_write_file(p, fake_elf, sizeof(fake_elf) - 1, 0644);
+	assert_int_equal(helper_shell("gzip -n '%s'", p), 0);
 	free(p);
-	p = xasprintf("%s/kernel/notelf.ko", m);
-	write_str(p, "not an ELF file at all", 0644);
+	put_file(m, "kernel/notelf.ko", "not an ELF file at all", 0644);
+	p = helper_asprintf("%s/kernel/bad.ko.xz", m);
+	helper_write_file(p, "\xfd" "7zXZ\0garbage garbage garbage", 28, 0644);
 	free(p);
-	p = xasprintf("%s/kernel/bad.ko.xz", m);
-	write_file(p, "\xfd" "7zXZ\0garbage garbage garbage", 28, 0644);
-	free(p);
-	p = xasprintf("%s/modules.dep", m);
+	p = helper_asprintf("%s/modules.dep", m);
 	write_str(p,
 		  "kernel/a.ko: kernel/b.ko\n"
 		  "kernel/b.ko: kernel/a.ko\n"
@@ -1146,9 +951,7 @@ static char *make_fake_modules(const char *t)
 		  "kernel/bad.ko.xz:\n"
 		  "kernel/orphan.ko: kernel/missing.ko\n", 0644);
 	free(p);
-	p = xasprintf("%s/modules.builtin", m);
-	write_str(p, "kernel/drivers/virtio/virtio_mmio.ko\n", 0644);
-	free(p);
+	put_file(m, "modules.builtin", "kernel/drivers/virtio/virtio_mmio.ko\n", 0644);
 	return m;
 }
 
@@ -1163,11 +966,11 @@ static size_t index_of(const struct initramfs_modules *m, const char *path)
 
 static void test_modules_resolve_fake(void **state)
 {
-	char *t = make_tmpdir(), *m = make_fake_modules(t);
+	char *t = helper_tmpdir("initramfs"), *m = make_fake_modules(t);
 	struct initramfs_modules r;
-	struct logcap cap = { 0 };
+	struct helper_log cap = { 0 };
 
-	log_set_sink(logcap_sink, &cap);
+	log_set_sink(helper_log_sink, &cap);
 
 	/* A cycle ends; each module once, dependencies first. */
 	assert_int_equal(initramfs_resolve_modules(m, (const char *[]){ "e", "c", "a" }, 3, &r), 0);
@@ -1196,40 +999,40 @@ static void test_modules_resolve_fake(void **state)
 	assert_int_equal(initramfs_resolve_modules(m, (const char *[]){ "virtio-mmio" }, 1, &r), 0);
 	assert_int_equal(r.count, 0);
 	assert_int_equal(cap.warnings, 1);
-	assert_non_null(strstr(cap.last, "built into kernel 9.9.9-fake"));
+	assert_non_null(strstr(cap.last_warning, "built into kernel 9.9.9-fake"));
 	initramfs_modules_free(&r);
 
 	/* Errors: one line each. */
 	cap.errors = 0;
 	assert_int_equal(initramfs_resolve_modules(m, (const char *[]){ "a", "nosuch" }, 2, &r), -1);
 	assert_int_equal(cap.errors, 1);
-	assert_non_null(strstr(cap.last, "module 'nosuch' not found in "));
+	assert_non_null(strstr(cap.last_error, "module 'nosuch' not found in "));
 	assert_int_equal(r.count, 0);
 	assert_null(r.paths);
 	cap.errors = 0;
 	assert_int_equal(initramfs_resolve_modules(m, (const char *[]){ "orphan" }, 1, &r), -1);
 	assert_int_equal(cap.errors, 1);
-	assert_non_null(strstr(cap.last, "'kernel/orphan.ko' needs 'kernel/missing.ko'"));
+	assert_non_null(strstr(cap.last_error, "'kernel/orphan.ko' needs 'kernel/missing.ko'"));
 
 	/* Reading: decompressed, checked for ELF. */
 	unsigned char *data;
 	size_t size;
-	char *p = xasprintf("%s/kernel/c.ko.gz", m);
+	char *p = helper_asprintf("%s/kernel/c.ko.gz", m);
 	assert_int_equal(initramfs_read_module(p, &data, &size), 0);
 	assert_int_equal(size, sizeof(fake_elf) - 1);
 	assert_memory_equal(data, fake_elf, size);
 	free(data);
 	free(p);
 	cap.errors = 0;
-	p = xasprintf("%s/kernel/bad.ko.xz", m);
+	p = helper_asprintf("%s/kernel/bad.ko.xz", m);
 	assert_int_equal(initramfs_read_module(p, &data, &size), -1);
 	assert_int_equal(cap.errors, 1);
-	assert_non_null(strstr(cap.last, "cannot decompress module"));
+	assert_non_null(strstr(cap.last_error, "cannot decompress module"));
 	free(p);
 
 	log_set_sink(NULL, NULL);
 	free(m);
-	rm_rf(t);
+	helper_tmpdir_remove(t);
 }
 
 /* Modules through the command line: copied decompressed, /init insmods them in order. */
@@ -1237,14 +1040,14 @@ static void test_modules_cli_fake(void **state)
 {
 	if (!have_busybox())
 		skip();
-	char *t = make_tmpdir(), *m = make_fake_modules(t), *out = xasprintf("%s/out/o.cpio", t);
-	char *outdir = xasprintf("%s/out", t);
+	char *t = helper_tmpdir("initramfs"), *m = make_fake_modules(t);
+	char *out = helper_asprintf("%s/out/o.cpio", t);
+	char *outdir = helper_asprintf("%s/out", t);
 
 	xmkdir(outdir, 0755);
 	expect_ok((const char *[]){ "-o", out, "--compress", "none", "--busybox", BUSYBOX,
 				    "--modules-from", m, "--module", "e", "--module", "snd_foo", NULL });
-	struct archive *a = calloc(1, sizeof(*a));
-	archive_load(a, out);
+	struct archive *a = archive_open(out);
 	archive_check_order(a);
 	const struct entry *e = archive_get(a, "lib/modules/9.9.9-fake/kernel/c.ko");
 	assert_int_equal(e->filesize, sizeof(fake_elf) - 1);
@@ -1268,7 +1071,7 @@ static void test_modules_cli_fake(void **state)
 	const char *pos = loop;
 	for (size_t i = 0; i < r.count; i++) {
 		size_t plain = strlen(r.paths[i]) - (strstr(r.paths[i], ".ko.gz") ? 3 : 0);
-		char *want = xasprintf("\t'/lib/modules/9.9.9-fake/%.*s'", (int)plain, r.paths[i]);
+		char *want = helper_asprintf("\t'/lib/modules/9.9.9-fake/%.*s'", (int)plain, r.paths[i]);
 		const char *at = strstr(pos, want);
 		if (!at)
 			fail_msg("/init does not insmod %s in order:\n%s", want, init);
@@ -1278,8 +1081,7 @@ static void test_modules_cli_fake(void **state)
 	assert_non_null(strstr(init, "\tinsmod \"$m\" || echo \"bootvm-init: insmod $m failed\"\n"));
 	initramfs_modules_free(&r);
 	free(init);
-	free(a->buf);
-	free(a);
+	archive_free(a);
 	unlink(out);
 
 	/* Bad modules: one error, nothing written. */
@@ -1289,12 +1091,12 @@ static void test_modules_cli_fake(void **state)
 		    (const char *[]){ "-o", out, "--modules-from", m, "--module", "notelf", NULL });
 	expect_fail(1, "cannot decompress module", outdir,
 		    (const char *[]){ "-o", out, "--modules-from", m, "--module", "bad", NULL });
-	char *nodep = xasprintf("%s/nodep", t), *baddep = xasprintf("%s/baddep", t);
+	char *nodep = helper_asprintf("%s/nodep", t), *baddep = helper_asprintf("%s/baddep", t);
 	xmkdir(nodep, 0755);
 	xmkdir(baddep, 0755);
 	expect_fail(1, "modules.dep': No such file", outdir,
 		    (const char *[]){ "-o", out, "--modules-from", nodep, "--module", "a", NULL });
-	char *p = xasprintf("%s/modules.dep", baddep);
+	char *p = helper_asprintf("%s/modules.dep", baddep);
 	write_str(p, "kernel/a.ko:\n\nthis line has no colon\n", 0644);
 	expect_fail(1, "modules.dep:3: malformed line", outdir,
 		    (const char *[]){ "-o", out, "--modules-from", baddep, "--module", "a", NULL });
@@ -1307,7 +1109,7 @@ static void test_modules_cli_fake(void **state)
 	free(outdir);
 	free(out);
 	free(m);
-	rm_rf(t);
+	helper_tmpdir_remove(t);
 }
 
 /* The cloud kernel's modules directory, fetched once by the script; NULL to skip. */
@@ -1320,8 +1122,8 @@ static char *cloud_modules(void)
 		print_message("skipped: no SOURCE_ROOT\n");
 		return NULL;
 	}
-	char *o = shell_out(&st, "r=$(sh '%s/scripts/fetch-cloud-kernel.sh' 2>&1) || "
-				 "{ echo \"$r\"; exit 1; }; "
+	char *o = helper_shell_out(&st, "r=$(sh '%s/scripts/fetch-cloud-kernel.sh' 2>&1) || "
+				   "{ echo \"$r\"; exit 1; }; "
 				 "for d in \"$r\"/lib/modules/*/; do echo \"${d%%/}\"; break; done",
 			    src);
 	o[strcspn(o, "\n")] = 0;
@@ -1337,14 +1139,14 @@ static char *cloud_modules(void)
 static char *module_depends(const char *moddir, const char *rel)
 {
 	int st;
-	char *o = shell_out(&st, "PATH=$PATH:/usr/sbin:/sbin; modinfo -F depends '%s/%s' 2>/dev/null",
-			    moddir, rel);
+	char *o = helper_shell_out(&st, "PATH=$PATH:/usr/sbin:/sbin; "
+				   "modinfo -F depends '%s/%s' 2>/dev/null", moddir, rel);
 
 	if (st) {
 		/* No kmod: the names from modules.dep's line (awk, not bootvm's parser). */
 		free(o);
-		o = shell_out(&st, "awk -F: '$1 == \"%s\" { print $2 }' '%s/modules.dep' | "
-				   "tr ' ' '\\n' | sed -n 's|.*/||; s|\\.ko.*||p' | paste -sd, -",
+		o = helper_shell_out(&st, "awk -F: '$1 == \"%s\" { print $2 }' '%s/modules.dep' | "
+					  "tr ' ' '\\n' | sed -n 's|.*/||; s|\\.ko.*||p' | paste -sd, -",
 			      rel, moddir);
 		assert_int_equal(st, 0);
 	}
@@ -1433,12 +1235,12 @@ static void test_modules_real(void **state)
 	assert_true(f < nf && nf < vn);
 	initramfs_modules_free(&r);
 
-	struct logcap cap = { 0 };
-	log_set_sink(logcap_sink, &cap);
+	struct helper_log cap = { 0 };
+	log_set_sink(helper_log_sink, &cap);
 	assert_int_equal(initramfs_resolve_modules(moddir, (const char *[]){ "virtio_nett" }, 1, &r), -1);
 	log_set_sink(NULL, NULL);
 	assert_int_equal(cap.errors, 1);
-	assert_non_null(strstr(cap.last, "module 'virtio_nett' not found in "));
+	assert_non_null(strstr(cap.last_error, "module 'virtio_nett' not found in "));
 	free(moddir);
 }
 
@@ -1461,41 +1263,44 @@ static void test_modules_real_compressed(void **state)
 	char *moddir = cloud_modules();
 	if (!moddir)
 		skip();
-	if (!have_tool("xz") || !have_tool("zstd") || !have_tool("gzip") || !have_busybox())
+	if (!helper_have_tool("xz") || !helper_have_tool("zstd") || !helper_have_tool("gzip") ||
+	    !have_busybox())
 		skip();
-	char *t = make_tmpdir(), *m = xasprintf("%s/6.1.0-test", t), *out = xasprintf("%s/o.cpio", t);
+	char *t = helper_tmpdir("initramfs"), *m = helper_asprintf("%s/6.1.0-test", t);
+	char *out = helper_asprintf("%s/o.cpio", t);
 	char *rel[6];
 	int st;
 
 	xmkdir(m, 0755);
 	/* New modules.dep: the real lines for these six, with the new names. */
-	char *sed = xasprintf("s/@@/@@/");
+	char *sed = helper_asprintf("s/@@/@@/");
 	for (size_t i = 0; i < 6; i++) {
-		char *path = shell_out(&st, "sed -n 's|^\\([^:]*/%s\\.ko\\):.*|\\1|p' '%s/modules.dep'",
-				       mods[i].name, moddir);
+		char *path = helper_shell_out(&st, "sed -n 's|^\\([^:]*/%s\\.ko\\):.*|\\1|p' "
+					      "'%s/modules.dep'", mods[i].name, moddir);
 		assert_int_equal(st, 0);
 		path[strcspn(path, "\n")] = 0;
 		assert_true(*path);
 		rel[i] = path;
-		assert_int_equal(shell("mkdir -p \"$(dirname '%s/%s')\" && %s '%s/%s' > '%s/%s%s'",
-				       m, path, mods[i].cmd, moddir, path, m, path, mods[i].ext), 0);
-		char *s2 = xasprintf("%s; s#%s([ :]|$)#%s%s\\1#g", sed, path, path, mods[i].ext);
+		assert_int_equal(helper_shell("mkdir -p \"$(dirname '%s/%s')\" && %s '%s/%s' > '%s/%s%s'",
+					      m, path, mods[i].cmd, moddir, path, m, path, mods[i].ext), 0);
+		char *s2 = helper_asprintf("%s; s#%s([ :]|$)#%s%s\\1#g", sed, path, path, mods[i].ext);
 		free(sed);
 		sed = s2;
 	}
-	assert_int_equal(shell("grep -E '^[^:]*/(virtio_net|net_failover|failover|virtio|virtio_ring|virtio_blk)\\.ko:' "
-			       "'%s/modules.dep' | sed -E '%s' > '%s/modules.dep'", moddir, sed, m), 0);
+	assert_int_equal(helper_shell("grep -E '^[^:]*/(virtio_net|net_failover|failover|virtio|"
+				      "virtio_ring|virtio_blk)\\.ko:' '%s/modules.dep' | sed -E '%s' > "
+				      "'%s/modules.dep'", moddir, sed, m), 0);
 	free(sed);
 
 	expect_ok((const char *[]){ "-o", out, "--compress", "none", "--busybox", BUSYBOX,
 				    "--init-run", "true", "--modules-from", m,
 				    "--module", "virtio-net", "--module", "virtio_blk", NULL });
-	struct archive *a = calloc(1, sizeof(*a));
-	archive_load(a, out);
+	struct archive *a = archive_open(out);
 	for (size_t i = 0; i < 6; i++) {
-		char *name = xasprintf("lib/modules/6.1.0-test/%s", rel[i]), *orig = xasprintf("%s/%s", moddir, rel[i]);
+		char *name = helper_asprintf("lib/modules/6.1.0-test/%s", rel[i]);
+		char *orig = helper_asprintf("%s/%s", moddir, rel[i]);
 		size_t len;
-		unsigned char *want = read_file(orig, &len);
+		unsigned char *want = helper_read_file(orig, &len);
 		const struct entry *e = archive_get(a, name);
 		assert_memory_equal(e->data, "\x7f" "ELF", 4);
 		assert_int_equal(e->filesize, len);
@@ -1507,7 +1312,7 @@ static void test_modules_real_compressed(void **state)
 	/* The archive's modules.dep has the package's own lines back. */
 	const struct entry *e = archive_get(a, "lib/modules/6.1.0-test/modules.dep");
 	char *dep = strndup((const char *)e->data, e->filesize);
-	char *orig_line = shell_out(&st, "grep '^%s:' '%s/modules.dep'", rel[0], moddir);
+	char *orig_line = helper_shell_out(&st, "grep '^%s:' '%s/modules.dep'", rel[0], moddir);
 	assert_non_null(strstr(dep, orig_line));
 	free(orig_line);
 	free(dep);
@@ -1522,13 +1327,12 @@ static void test_modules_real_compressed(void **state)
 	assert_non_null(pv);
 	assert_true(pf < pnf && pnf < pvn && pv < pvn);
 	free(init);
-	free(a->buf);
-	free(a);
+	archive_free(a);
 	for (size_t i = 0; i < 6; i++)
 		free(rel[i]);
 	free(out);
 	free(m);
-	rm_rf(t);
+	helper_tmpdir_remove(t);
 	free(moddir);
 }
 
@@ -1538,14 +1342,12 @@ static void test_modules_real_compressed(void **state)
 
 static void test_cli_errors(void **state)
 {
-	char *t = make_tmpdir(), *d = xasprintf("%s/d", t), *o = xasprintf("%s/out", t);
-	char *out = xasprintf("%s/out/x.cpio", t), *p;
+	char *t = helper_tmpdir("initramfs"), *d = helper_asprintf("%s/d", t);
+	char *o = helper_asprintf("%s/out", t), *out = helper_asprintf("%s/out/x.cpio", t), *p;
 
 	xmkdir(d, 0755);
 	xmkdir(o, 0755);
-	p = xasprintf("%s/f", d);
-	write_str(p, "f\n", 0644);
-	free(p);
+	put_file(d, "f", "f\n", 0644);
 
 	/* Usage errors: status 2. */
 	expect_fail(2, "--output is required", o, (const char *[]){ d, NULL });
@@ -1573,23 +1375,23 @@ static void test_cli_errors(void **state)
 	expect_fail(1, "is not a directory", o, (const char *[]){ "-o", out, "/etc/passwd", NULL });
 	expect_fail(1, "busybox '/nonexistent/busybox': No such file", o,
 		    (const char *[]){ "-o", out, "--busybox", "/nonexistent/busybox", NULL });
-	p = xasprintf("%s/bb-noexec", t);
+	p = helper_asprintf("%s/bb-noexec", t);
 	write_str(p, "\x7f" "ELF", 0644);
 	expect_fail(1, "is not executable", o, (const char *[]){ "-o", out, "--busybox", p, NULL });
 	free(p);
-	p = xasprintf("%s/bb-script", t);
+	p = helper_asprintf("%s/bb-script", t);
 	write_str(p, "#!/bin/sh\necho hi\n", 0755);
 	expect_fail(1, "is not a 64-bit ELF executable", o, (const char *[]){ "-o", out, "--busybox", p, NULL });
 	free(p);
 	/* A dynamically linked program (any on the host will do). */
 	expect_fail(1, "is dynamically linked", o, (const char *[]){ "-o", out, "--busybox", "/bin/sh", NULL });
-	p = xasprintf("%s/nosuch:/x", t);
+	p = helper_asprintf("%s/nosuch:/x", t);
 	expect_fail(1, "--add '", o, (const char *[]){ "-o", out, "--add", p, d, NULL });
 	free(p);
-	p = xasprintf("%s/f:/../x", d);
+	p = helper_asprintf("%s/f:/../x", d);
 	expect_fail(1, "'..' is not allowed in DEST", o, (const char *[]){ "-o", out, "--add", p, NULL });
 	free(p);
-	p = xasprintf("%s/f:.", d);
+	p = helper_asprintf("%s/f:.", d);
 	expect_fail(1, "DEST must name a file", o, (const char *[]){ "-o", out, "--add", p, NULL });
 	free(p);
 
@@ -1598,10 +1400,10 @@ static void test_cli_errors(void **state)
 		    (const char *[]){ "-o", "/nonexistent/x.cpio", d, NULL });
 	expect_fail(1, "is a directory", o, (const char *[]){ "-o", o, d, NULL });
 	write_str(out, "old contents", 0644);
-	expect_fail_as(false, 1, "directory '/nonexistent/dir'", o, (const char *[]){ "x.cpio", NULL },
+	expect_fail_as(0, 1, "directory '/nonexistent/dir'", o, (const char *[]){ "x.cpio", NULL },
 		       (const char *[]){ "-o", out, "/nonexistent/dir", NULL });
 	size_t len;
-	unsigned char *old = read_file(out, &len);
+	unsigned char *old = helper_read_file(out, &len);
 	assert_int_equal(len, 12);
 	assert_memory_equal(old, "old contents", 12);
 	free(old);
@@ -1609,28 +1411,32 @@ static void test_cli_errors(void **state)
 
 	/* As an unprivileged user: unreadable files, directories, output directory. */
 	if (geteuid() == 0) {
-		struct result r;
+		struct helper_result r;
 		assert_int_equal(chmod(o, 0777), 0);
-		run_bootvm(&r, true, (const char *[]){ "--help", NULL });
-		if (r.status != 0) {
+		helper_run_bootvm(&r, "initramfs", (const char *[]){ "--help", NULL }, HELPER_AS_NOBODY);
+		int st = r.status;
+		helper_result_free(&r);
+		if (st != 0) {
 			print_message("unprivileged checks skipped: nobody cannot run $BOOTVM\n");
 		} else {
-			p = xasprintf("%s/secret", d);
+			p = helper_asprintf("%s/secret", d);
 			write_str(p, "secret", 0600);
-			char *want = xasprintf("cannot read '%s': Permission denied", p);
-			expect_fail_as(true, 1, want, o, NULL, (const char *[]){ "-o", out, d, NULL });
+			char *want = helper_asprintf("cannot read '%s': Permission denied", p);
+			expect_fail_as(HELPER_AS_NOBODY, 1, want, o, NULL,
+				       (const char *[]){ "-o", out, d, NULL });
 			free(want);
 			unlink(p);
 			free(p);
-			p = xasprintf("%s/private", d);
+			p = helper_asprintf("%s/private", d);
 			xmkdir(p, 0700);
-			want = xasprintf("cannot read directory '%s': Permission denied", p);
-			expect_fail_as(true, 1, want, o, NULL, (const char *[]){ "-o", out, d, NULL });
+			want = helper_asprintf("cannot read directory '%s': Permission denied", p);
+			expect_fail_as(HELPER_AS_NOBODY, 1, want, o, NULL,
+				       (const char *[]){ "-o", out, d, NULL });
 			free(want);
 			rmdir(p);
 			free(p);
 			assert_int_equal(chmod(o, 0755), 0);
-			expect_fail_as(true, 1, "cannot write '", o, NULL,
+			expect_fail_as(HELPER_AS_NOBODY, 1, "cannot write '", o, NULL,
 				       (const char *[]){ "-o", out, d, NULL });
 		}
 	}
@@ -1638,14 +1444,14 @@ static void test_cli_errors(void **state)
 	free(out);
 	free(o);
 	free(d);
-	rm_rf(t);
+	helper_tmpdir_remove(t);
 }
 
 static void test_cli_help(void **state)
 {
-	struct result r;
+	struct helper_result r;
 
-	run_bootvm(&r, false, (const char *[]){ "--help", NULL });
+	helper_run_bootvm(&r, "initramfs", (const char *[]){ "--help", NULL }, 0);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.err, "");
 	for (const char *const *s = (const char *[]){ "Usage: bootvm initramfs", "--output", "--compress",
@@ -1655,6 +1461,7 @@ static void test_cli_help(void **state)
 						      NULL }; *s; s++)
 		if (!strstr(r.out, *s))
 			fail_msg("initramfs --help lacks '%s'", *s);
+	helper_result_free(&r);
 }
 
 int main(void)

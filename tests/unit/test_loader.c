@@ -12,7 +12,6 @@
 #include <cmocka.h>
 
 #include <asm/bootparam.h>
-#include <fcntl.h>
 #include <linux/elf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,8 @@
 #include "vmm/config.h"
 #include "vmm/memory.h"
 
+#include "helpers.h"
+
 #define KIB (1ULL << 10)
 #define MIB (1ULL << 20)
 #define GIB (1ULL << 30)
@@ -36,26 +37,7 @@
 
 /* ---- log capture ---- */
 
-struct captured {
-	int errors;
-	int infos;
-	char last_error[1024];
-	char last_info[1024];
-};
-
-static struct captured logs;
-
-static void capture(enum log_level level, const char *msg, void *opaque)
-{
-	(void)opaque;
-	if (level == LOG_ERROR) {
-		logs.errors++;
-		snprintf(logs.last_error, sizeof(logs.last_error), "%s", msg);
-	} else if (level == LOG_INFO) {
-		logs.infos++;
-		snprintf(logs.last_info, sizeof(logs.last_info), "%s", msg);
-	}
-}
+static struct helper_log logs;
 
 static void logs_reset(void)
 {
@@ -64,7 +46,7 @@ static void logs_reset(void)
 
 /* ---- temp files ---- */
 
-static char tmpdir[64];
+static char *tmpdir;
 
 static const char *tmp_path(const char *name)
 {
@@ -79,33 +61,9 @@ static const char *tmp_path(const char *name)
 static const char *write_file(const char *name, const void *data, size_t size)
 {
 	const char *path = tmp_path(name);
-	FILE *f = fopen(path, "wb");
 
-	assert_non_null(f);
-	if (size)
-		assert_int_equal(fwrite(data, 1, size, f), size);
-	assert_int_equal(fclose(f), 0);
+	helper_write_file(path, data, size, 0644);
 	return path;
-}
-
-static uint8_t *read_file(const char *path, size_t *size)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*size = (size_t)n;
-	return buf;
 }
 
 /* ---- kernels built in memory ---- */
@@ -324,6 +282,27 @@ static void bz_patch_hdr(uint8_t *bz, void (*fn)(struct setup_header *))
 	memcpy(bz + 0x1f1, &h, sizeof(h));
 }
 
+/* t built into the temp file name; its path. */
+static const char *elf_file(const char *name, const struct telf *t)
+{
+	size_t size;
+	uint8_t *elf = elf_build(t, &size);
+	const char *path = write_file(name, elf, size);
+
+	free(elf);
+	return path;
+}
+
+static const char *bz_file(const char *name, const struct tbz *b)
+{
+	size_t size;
+	uint8_t *bz = bz_build(b, &size);
+	const char *path = write_file(name, bz, size);
+
+	free(bz);
+	return path;
+}
+
 /* ---- running boot_load ---- */
 
 struct env {
@@ -410,26 +389,95 @@ static void expect_e820(const struct boot_e820_entry *t, unsigned int n, uint64_
 	}
 }
 
+/* What a 64-bit boot finds in the zero page's header, whatever the kernel's form. */
+static void expect_zero_page_header(const struct env *e)
+{
+	struct boot_params bp = read_zero_page(e);
+
+	assert_int_equal(bp.hdr.header, 0x53726448);
+	assert_int_equal(bp.hdr.boot_flag, 0xaa55);
+	assert_int_equal(bp.hdr.version, 0x020f);
+	assert_int_equal(bp.hdr.type_of_loader, 0xff);
+	assert_int_equal(bp.hdr.cmd_line_ptr, LAYOUT_CMDLINE);
+	assert_int_equal(bp.acpi_rsdp_addr, LAYOUT_ACPI);
+}
+
+/*
+ * kernel, the standard PVH kernel (an ELF or a bzImage payload), loads
+ * through its PVH entry: its bytes in place and its tail zeroed over the
+ * garbage put there first.
+ */
+static void expect_telf_pvh_loads(struct env *e, const char *kernel)
+{
+	memset(guest_mem_ptr(&e->mem, TELF_PADDR, TELF_MEMSZ), 0xcc, TELF_MEMSZ);
+	expect_ok(e, kernel);
+	assert_int_equal(e->plan.entry, BOOT_ENTRY_PVH);
+	assert_int_equal(e->plan.entry_addr, TELF_PVH_ENTRY);
+	assert_int_equal(e->plan.boot_data, LAYOUT_PVH_INFO);
+	assert_int_equal(e->plan.kernel_start, TELF_PADDR);
+	assert_int_equal(e->plan.kernel_end, TELF_PADDR + TELF_MEMSZ);
+	const uint8_t *seg = guest_mem_ptr(&e->mem, TELF_PADDR, TELF_MEMSZ);
+	assert_memory_equal(seg, telf_text, TELF_FILESZ);
+	for (uint64_t i = TELF_FILESZ; i < TELF_MEMSZ; i++)
+		assert_int_equal(seg[i], 0);
+}
+
+/* A command line of max bytes reaches the guest; one byte more is refused, naming file. */
+static void expect_cmdline_limit(struct env *e, const char *kernel, const char *file, size_t max)
+{
+	char *line = malloc(max + 2), why[128];
+
+	assert_non_null(line);
+	memset(line, 'x', max);
+	line[max] = 0;
+	e->cfg.cmdline = line;
+	expect_ok(e, kernel);
+	assert_int_equal(strlen(guest_cmdline(e)), max);
+	line[max] = 'y';
+	line[max + 1] = 0;
+	snprintf(why, sizeof(why), "command line is %zu bytes; this kernel takes at most %zu",
+		 max + 1, max);
+	expect_error(e, kernel, file, why);
+	e->cfg.cmdline = "console=ttyS0";
+	free(line);
+}
+
+enum cut { CUT_FAILS, CUT_LOADS, CUT_EITHER };
+
+/* kernel cut to len bytes: loads cleanly, or fails with one error naming file. */
+static void expect_cut(struct env *e, const char *kernel, size_t len, const char *file,
+		       enum cut want)
+{
+	assert_int_equal(truncate(kernel, (off_t)len), 0);
+	int ret = run_load(e, kernel);
+	bool loaded = ret == 0 && logs.errors == 0;
+	bool failed = ret == -1 && logs.errors == 1 && strstr(logs.last_error, file);
+
+	if (want == CUT_LOADS ? !loaded : want == CUT_FAILS ? !failed : !loaded && !failed)
+		fail_msg("%s cut to %zu bytes: ret %d, %d errors: %s", file, len, ret, logs.errors,
+			 logs.last_error);
+}
+
+/* A sparse file of size bytes. */
+static void make_sparse(const char *path, uint64_t size)
+{
+	helper_write_file(path, NULL, 0, 0644);
+	assert_int_equal(truncate(path, (off_t)size), 0);
+}
+
 /* ---- setup/teardown ---- */
 
 static int group_setup(void **state)
 {
-	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bootvm-test-loader-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return -1;
-	log_set_sink(capture, NULL);
+	tmpdir = helper_tmpdir("test-loader");
+	log_set_sink(helper_log_sink, &logs);
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	char cmd[128];
-
-	(void)state;
 	log_set_sink(NULL, NULL);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return helper_tmpdir_remove(tmpdir);
 }
 
 /* ---- format detection ---- */
@@ -480,13 +528,9 @@ static void test_bzimage_ok(void **state)
 			    b.pm_size);
 	assert_string_equal(guest_cmdline(&e), "console=ttyS0 panic=-1");
 
+	expect_zero_page_header(&e);
 	struct boot_params bp = read_zero_page(&e);
-	assert_int_equal(bp.hdr.header, 0x53726448);
-	assert_int_equal(bp.hdr.boot_flag, 0xaa55);
-	assert_int_equal(bp.hdr.version, 0x020f);
-	assert_int_equal(bp.hdr.type_of_loader, 0xff);
 	assert_int_equal(bp.hdr.code32_start, 0x1000000);
-	assert_int_equal(bp.hdr.cmd_line_ptr, LAYOUT_CMDLINE);
 	assert_int_equal(bp.ext_cmd_line_ptr, 0);
 	assert_int_equal(bp.hdr.ramdisk_image, 0);
 	assert_int_equal(bp.hdr.ramdisk_size, 0);
@@ -494,7 +538,6 @@ static void test_bzimage_ok(void **state)
 	assert_int_equal(bp.hdr.setup_data, 0);
 	assert_int_equal(bp.hdr.heap_end_ptr, 0xde00);	/* the rest of the file's header */
 	assert_int_equal(bp.hdr.init_size, 0x800000);
-	assert_int_equal(bp.acpi_rsdp_addr, LAYOUT_ACPI);
 	assert_int_equal(bp.sentinel, 0);
 	expect_e820(bp.e820_table, bp.e820_entries, 512 * MIB);
 	free(bz);
@@ -511,19 +554,15 @@ static void test_bzimage_load_address(void **state)
 	env_init(&e, 64 * MIB);
 	/* Relocatable, no pref_address: 1 MiB aligned up to kernel_alignment. */
 	b.pref_address = 0;
-	bz = bz_build(&b, &size);
-	expect_ok(&e, write_file("bz-reloc", bz, size));
+	expect_ok(&e, bz_file("bz-reloc", &b));
 	assert_int_equal(e.plan.kernel_start, 0x200000);
 	assert_int_equal(e.plan.entry_addr, 0x200200);
-	free(bz);
 
 	/* Not relocatable, no pref_address: 1 MiB. */
 	b.relocatable = 0;
-	bz = bz_build(&b, &size);
-	expect_ok(&e, write_file("bz-fixed", bz, size));
+	expect_ok(&e, bz_file("bz-fixed", &b));
 	assert_int_equal(e.plan.kernel_start, 0x100000);
 	assert_int_equal(e.plan.entry_addr, 0x100200);
-	free(bz);
 
 	/* setup_sects 0 means 4. */
 	b = tbz_default();
@@ -536,10 +575,8 @@ static void test_bzimage_load_address(void **state)
 	/* Protocol 2.12 has no acpi_rsdp_addr. */
 	b = tbz_default();
 	b.version = 0x020c;
-	bz = bz_build(&b, &size);
-	expect_ok(&e, write_file("bz-212", bz, size));
+	expect_ok(&e, bz_file("bz-212", &b));
 	assert_int_equal(read_zero_page(&e).acpi_rsdp_addr, 0);
-	free(bz);
 	env_destroy(&e);
 }
 
@@ -603,23 +640,13 @@ static void test_bzimage_truncated(void **state)
 	size_t size;
 	uint8_t *bz = bz_build(&b, &size);
 	size_t min_ok = tbz_pm_off(&b) + 0x201;
-
 	const char *path = write_file("bz-trunc", bz, size);
 
+	free(bz);
 	env_init(&e, 64 * MIB);
 	/* Longest first, so that truncate() can cut the one file down. */
-	for (size_t len = size + 1; len-- > 0;) {
-		assert_int_equal(truncate(path, (off_t)len), 0);
-		int ret = run_load(&e, path);
-		if (len < min_ok) {
-			if (ret != -1 || logs.errors != 1 || !strstr(logs.last_error, "bz-trunc"))
-				fail_msg("length %zu: ret %d, %d errors: %s", len, ret, logs.errors,
-					 logs.last_error);
-		} else if (ret != 0 || logs.errors) {
-			fail_msg("length %zu: ret %d: %s", len, ret, logs.last_error);
-		}
-	}
-	free(bz);
+	for (size_t len = size + 1; len-- > 0;)
+		expect_cut(&e, path, len, "bz-trunc", len < min_ok ? CUT_FAILS : CUT_LOADS);
 	env_destroy(&e);
 }
 
@@ -627,34 +654,19 @@ static void test_bzimage_cmdline(void **state)
 {
 	struct env e;
 	struct tbz b = tbz_default();
-	size_t size;
 	char line[LAYOUT_CMDLINE_MAX + 16];
-	uint8_t *bz;
-	const char *path;
 
-	b.cmdline_size = 100;
-	bz = bz_build(&b, &size);
-	path = write_file("bz-cmdline", bz, size);
 	env_init(&e, 64 * MIB);
 	/* cmdline_size excludes the NUL (boot.rst). */
-	memset(line, 'a', 100);
-	line[100] = 0;
-	e.cfg.cmdline = line;
-	expect_ok(&e, path);
-	assert_int_equal(strlen(guest_cmdline(&e)), 100);
-	line[100] = 'b';
-	line[101] = 0;
-	expect_error(&e, path, "bz-cmdline", "command line is 101 bytes; this kernel takes at most 100");
-	free(bz);
+	b.cmdline_size = 100;
+	expect_cmdline_limit(&e, bz_file("bz-cmdline", &b), "bz-cmdline", 100);
 
 	/* A huge cmdline_size is still bounded by the command line's slot. */
 	b.cmdline_size = 0xffffffff;
-	bz = bz_build(&b, &size);
-	path = write_file("bz-cmdline-huge", bz, size);
 	memset(line, 'c', sizeof(line) - 1);
 	line[sizeof(line) - 1] = 0;
-	expect_error(&e, path, "bz-cmdline-huge", "command line is");
-	free(bz);
+	e.cfg.cmdline = line;
+	expect_error(&e, bz_file("bz-cmdline-huge", &b), "bz-cmdline-huge", "command line is");
 	env_destroy(&e);
 }
 
@@ -665,9 +677,7 @@ static void test_initrd_placement(void **state)
 	static const uint64_t sizes[] = { 512 * MIB, 3 * GIB, 8 * GIB };
 	uint8_t data[40000];
 	struct tbz b = tbz_default();
-	size_t size;
-	uint8_t *bz = bz_build(&b, &size);
-	const char *kernel = write_file("bz-initrd", bz, size);
+	const char *kernel = bz_file("bz-initrd", &b);
 	const char *initrd;
 
 	fill_pattern(data, sizeof(data), 99);
@@ -693,40 +703,27 @@ static void test_initrd_placement(void **state)
 		expect_e820(bp.e820_table, bp.e820_entries, sizes[i]);
 		env_destroy(&e);
 	}
-	free(bz);
 }
 
 static void test_initrd_rejects(void **state)
 {
 	struct env e;
 	struct tbz b = tbz_default();
-	size_t size;
-	uint8_t *bz = bz_build(&b, &size);
-	const char *kernel = write_file("bz-initrd2", bz, size);
+	const char *kernel = bz_file("bz-initrd2", &b);
 	const char *big = tmp_path("initrd-big");
-	int fd;
 
 	env_init(&e, 64 * MIB);
-	/* Larger than RAM (sparse). */
-	fd = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)(100 * MIB)), 0);
-	close(fd);
+	/* Larger than RAM. */
+	make_sparse(big, 100 * MIB);
 	e.cfg.initrd_path = big;
 	expect_error(&e, kernel, "initrd-big", "does not fit in guest RAM with the kernel");
 	assert_non_null(strstr(logs.last_error, "use a larger --memory"));
 
 	/* Fits in RAM, but not above the kernel's init_size (16 + 8 MiB of 64). */
-	fd = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)(41 * MIB)), 0);
-	close(fd);
+	make_sparse(big, 41 * MIB);
 	expect_error(&e, kernel, "initrd-big", "does not fit");
 	/* 40 MiB fits exactly. */
-	fd = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)(40 * MIB)), 0);
-	close(fd);
+	make_sparse(big, 40 * MIB);
 	expect_ok(&e, kernel);
 	assert_int_equal(e.plan.initrd_addr, 24 * MIB);
 
@@ -736,7 +733,6 @@ static void test_initrd_rejects(void **state)
 	expect_error(&e, kernel, "initrd-missing", NULL);
 	e.cfg.initrd_path = tmpdir;
 	expect_error(&e, kernel, tmpdir, "not a regular file");
-	free(bz);
 	env_destroy(&e);
 }
 
@@ -746,28 +742,14 @@ static void test_elf_pvh(void **state)
 {
 	struct env e;
 	struct telf t = telf_standard(true);
-	size_t size;
-	uint8_t *elf = elf_build(&t, &size);
-	const char *path = write_file("vmlinux-pvh", elf, size);
+	const char *path = elf_file("vmlinux-pvh", &t);
 	uint8_t initrd[5000];
 
 	fill_pattern(initrd, sizeof(initrd), 42);
 	env_init(&e, 512 * MIB);
 	e.cfg.initrd_path = write_file("initrd-pvh", initrd, sizeof(initrd));
-	/* Garbage where the zeroed tail goes. */
-	memset(guest_mem_ptr(&e.mem, TELF_PADDR, TELF_MEMSZ), 0xcc, TELF_MEMSZ);
-	expect_ok(&e, path);
-	assert_int_equal(e.plan.entry, BOOT_ENTRY_PVH);
-	assert_int_equal(e.plan.entry_addr, TELF_PVH_ENTRY);
-	assert_int_equal(e.plan.boot_data, LAYOUT_PVH_INFO);
-	assert_int_equal(e.plan.kernel_start, TELF_PADDR);
-	assert_int_equal(e.plan.kernel_end, TELF_PADDR + TELF_MEMSZ);
+	expect_telf_pvh_loads(&e, path);
 	assert_string_equal(e.plan.desc, "ELF vmlinux, PVH entry at 0x1000100");
-
-	const uint8_t *seg = guest_mem_ptr(&e.mem, TELF_PADDR, TELF_MEMSZ);
-	assert_memory_equal(seg, telf_text, TELF_FILESZ);
-	for (uint64_t i = TELF_FILESZ; i < TELF_MEMSZ; i++)
-		assert_int_equal(seg[i], 0);
 
 	/* ELF/PVH: the initrd goes to the top of low RAM. */
 	assert_int_equal(e.plan.initrd_addr, (512 * MIB - sizeof(initrd)) & ~0xfffULL);
@@ -807,7 +789,6 @@ static void test_elf_pvh(void **state)
 	assert_int_equal(guest_mem_read(&e.mem, LAYOUT_PVH_INFO, &si, sizeof(si)), 0);
 	assert_int_equal(si.nr_modules, 0);
 	assert_int_equal(si.modlist_paddr, 0);
-	free(elf);
 	env_destroy(&e);
 }
 
@@ -815,39 +796,26 @@ static void test_elf_linux64(void **state)
 {
 	struct env e;
 	struct telf t = telf_standard(false);
-	size_t size;
-	uint8_t *elf;
 
 	/* A virtual e_entry is converted through its segment. */
 	t.entry = TELF_VADDR + 0x80;
-	elf = elf_build(&t, &size);
 	env_init(&e, 256 * MIB);
-	expect_ok(&e, write_file("vmlinux-64", elf, size));
+	expect_ok(&e, elf_file("vmlinux-64", &t));
 	assert_int_equal(e.plan.entry, BOOT_ENTRY_LINUX64);
 	assert_int_equal(e.plan.entry_addr, TELF_PADDR + 0x80);
 	assert_int_equal(e.plan.boot_data, LAYOUT_ZERO_PAGE);
+	expect_zero_page_header(&e);
 	struct boot_params bp = read_zero_page(&e);
-	assert_int_equal(bp.hdr.boot_flag, 0xaa55);
-	assert_int_equal(bp.hdr.header, 0x53726448);
-	assert_int_equal(bp.hdr.version, 0x020f);
-	assert_int_equal(bp.hdr.type_of_loader, 0xff);
-	assert_int_equal(bp.hdr.cmd_line_ptr, LAYOUT_CMDLINE);
-	assert_int_equal(bp.acpi_rsdp_addr, LAYOUT_ACPI);
 	expect_e820(bp.e820_table, bp.e820_entries, 256 * MIB);
-	free(elf);
 
 	/* A physical e_entry stays. */
 	t.entry = TELF_PADDR + 0x40;
-	elf = elf_build(&t, &size);
-	expect_ok(&e, write_file("vmlinux-64p", elf, size));
+	expect_ok(&e, elf_file("vmlinux-64p", &t));
 	assert_int_equal(e.plan.entry_addr, TELF_PADDR + 0x40);
-	free(elf);
 
 	/* An e_entry in no segment. */
 	t.entry = 0x5000000;
-	elf = elf_build(&t, &size);
-	expect_error(&e, write_file("vmlinux-noentry", elf, size), "vmlinux-noentry", "entry");
-	free(elf);
+	expect_error(&e, elf_file("vmlinux-noentry", &t), "vmlinux-noentry", "entry");
 	env_destroy(&e);
 }
 
@@ -940,52 +908,40 @@ static void test_elf_rejects_segments(void **state)
 
 static void test_elf_rejects_notes(void **state)
 {
+	static const struct {
+		const char *name;
+		uint32_t namesz, descsz;
+		uint64_t entry;
+		size_t seg_len;		/* 0: the notes' own length */
+		const char *why;	/* NULL: it loads */
+	} cases[] = {
+		{ "elf-note-desc2", 4, 2, TELF_PVH_ENTRY, 0, "2-byte value" },
+		/* A name that runs far past the segment. */
+		{ "elf-note-namesz", 0xfffffff0, 4, TELF_PVH_ENTRY, 0, "malformed ELF note" },
+		/* A value size that wraps the arithmetic. */
+		{ "elf-note-descsz", 4, 0xfffffffe, TELF_PVH_ENTRY, 36, "malformed ELF note" },
+		/* An entry outside the kernel. */
+		{ "elf-note-entry", 4, 8, 0x7000, 0, "PVH entry" },
+		/* An 8-byte value is fine. */
+		{ "elf-note-8", 4, 8, TELF_PVH_ENTRY + 4, 0, NULL },
+	};
 	struct env e;
-	struct telf t = telf_standard(true);
-	size_t size;
-	uint8_t *elf;
 
 	env_init(&e, 64 * MIB);
-	/* A 2-byte value. */
-	t.segs[0].filesz = t.segs[0].memsz = make_notes(telf_notes, 4, 2, TELF_PVH_ENTRY);
-	elf = elf_build(&t, &size);
-	expect_error(&e, write_file("elf-note-desc2", elf, size), "elf-note-desc2",
-		     "2-byte value");
-	free(elf);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct telf t = telf_standard(true);
+		size_t len = make_notes(telf_notes, cases[i].namesz, cases[i].descsz, cases[i].entry);
 
-	/* A name that runs far past the segment. */
-	t = telf_standard(true);
-	make_notes(telf_notes, 0xfffffff0, 4, TELF_PVH_ENTRY);
-	elf = elf_build(&t, &size);
-	expect_error(&e, write_file("elf-note-namesz", elf, size), "elf-note-namesz",
-		     "malformed ELF note");
-	free(elf);
-
-	/* A value size that wraps the arithmetic. */
-	t = telf_standard(true);
-	make_notes(telf_notes, 4, 0xfffffffe, TELF_PVH_ENTRY);
-	t.segs[0].filesz = t.segs[0].memsz = 36;
-	elf = elf_build(&t, &size);
-	expect_error(&e, write_file("elf-note-descsz", elf, size), "elf-note-descsz",
-		     "malformed ELF note");
-	free(elf);
-
-	/* An entry outside the kernel. */
-	t = telf_standard(true);
-	make_notes(telf_notes, 4, 8, 0x7000);
-	t.segs[0].filesz = t.segs[0].memsz = make_notes(telf_notes, 4, 8, 0x7000);
-	elf = elf_build(&t, &size);
-	expect_error(&e, write_file("elf-note-entry", elf, size), "elf-note-entry", "PVH entry");
-	free(elf);
-
-	/* An 8-byte value is fine. */
-	t = telf_standard(true);
-	t.segs[0].filesz = t.segs[0].memsz = make_notes(telf_notes, 4, 8, TELF_PVH_ENTRY + 4);
-	elf = elf_build(&t, &size);
-	expect_ok(&e, write_file("elf-note-8", elf, size));
-	assert_int_equal(e.plan.entry, BOOT_ENTRY_PVH);
-	assert_int_equal(e.plan.entry_addr, TELF_PVH_ENTRY + 4);
-	free(elf);
+		t.segs[0].filesz = t.segs[0].memsz = cases[i].seg_len ? cases[i].seg_len : len;
+		const char *path = elf_file(cases[i].name, &t);
+		if (cases[i].why) {
+			expect_error(&e, path, cases[i].name, cases[i].why);
+			continue;
+		}
+		expect_ok(&e, path);
+		assert_int_equal(e.plan.entry, BOOT_ENTRY_PVH);
+		assert_int_equal(e.plan.entry_addr, cases[i].entry);
+	}
 	env_destroy(&e);
 }
 
@@ -997,16 +953,11 @@ static void test_elf_truncated(void **state)
 	uint8_t *elf = elf_build(&t, &size);
 	const char *path = write_file("elf-trunc", elf, size);
 
+	free(elf);
 	env_init(&e, 64 * MIB);
 	expect_ok(&e, path);
-	for (size_t len = size; len-- > 0;) {
-		assert_int_equal(truncate(path, (off_t)len), 0);
-		int ret = run_load(&e, path);
-		if (ret != -1 || logs.errors != 1 || !strstr(logs.last_error, "elf-trunc"))
-			fail_msg("length %zu: ret %d, %d errors: %s", len, ret, logs.errors,
-				 logs.last_error);
-	}
-	free(elf);
+	for (size_t len = size; len-- > 0;)
+		expect_cut(&e, path, len, "elf-trunc", CUT_FAILS);
 	env_destroy(&e);
 }
 
@@ -1014,21 +965,9 @@ static void test_elf_cmdline(void **state)
 {
 	struct env e;
 	struct telf t = telf_standard(true);
-	size_t size;
-	uint8_t *elf = elf_build(&t, &size);
-	const char *path = write_file("elf-cmdline", elf, size);
-	char line[2049];
 
 	env_init(&e, 64 * MIB);
-	memset(line, 'x', 2047);
-	line[2047] = 0;
-	e.cfg.cmdline = line;
-	expect_ok(&e, path);
-	assert_int_equal(strlen(guest_cmdline(&e)), 2047);
-	line[2047] = 'y';
-	line[2048] = 0;
-	expect_error(&e, path, "elf-cmdline", "command line is 2048 bytes; this kernel takes at most 2047");
-	free(elf);
+	expect_cmdline_limit(&e, elf_file("elf-cmdline", &t), "elf-cmdline", 2047);
 	env_destroy(&e);
 }
 
@@ -1076,15 +1015,14 @@ static const struct fmt_case fmt_cases[] = {
 static uint8_t *compress_cli(const struct fmt_case *fc, const uint8_t *data, size_t size,
 			     size_t *out_size)
 {
-	char cmd[1024], in[256], out[256];
+	char in[256], out[256];
 	uint8_t *buf;
 
 	snprintf(in, sizeof(in), "%s", write_file("payload.in", data, size));
 	snprintf(out, sizeof(out), "%s/payload.%s", tmpdir, fc->name);
-	snprintf(cmd, sizeof(cmd), "%s '%s' > '%s' 2>/dev/null", fc->cmd, in, out);
-	if (system(cmd) != 0)
+	if (helper_shell("%s '%s' > '%s' 2>/dev/null", fc->cmd, in, out) != 0)
 		return NULL;
-	buf = read_file(out, out_size);
+	buf = helper_read_file(out, out_size);
 	assert_non_null(buf);
 	if (fc->size_append) {
 		buf = realloc(buf, *out_size + 4);
@@ -1105,10 +1043,32 @@ static uint8_t *bz_with_payload(const uint8_t *payload, size_t len, size_t *size
 	return bz_build(&b, size);
 }
 
+/*
+ * A bzImage in the temp file name whose payload is data compressed by fc
+ * (*z_size bytes, if asked); its path, or NULL if fc's tool is missing.
+ */
+static const char *bz_payload_file(const char *name, const struct fmt_case *fc,
+				   const uint8_t *data, size_t size, size_t *z_size)
+{
+	size_t zs, bz_size;
+	uint8_t *z = compress_cli(fc, data, size, &zs);
+
+	if (!z)
+		return NULL;
+	uint8_t *bz = bz_with_payload(z, zs, &bz_size);
+	const char *path = write_file(name, bz, bz_size);
+
+	free(bz);
+	free(z);
+	if (z_size)
+		*z_size = zs;
+	return path;
+}
+
 static void test_bzimage_host_decompress(void **state)
 {
 	struct telf t = telf_standard(true);
-	size_t elf_size, bz_size, z_size;
+	size_t elf_size;
 	uint8_t *elf = elf_build(&t, &elf_size);
 	struct env e;
 
@@ -1116,27 +1076,15 @@ static void test_bzimage_host_decompress(void **state)
 	for (size_t i = 0; i < sizeof(fmt_cases) / sizeof(fmt_cases[0]); i++) {
 		const struct fmt_case *fc = &fmt_cases[i];
 		char name[64], want[128];
-		uint8_t *z = compress_cli(fc, elf, elf_size, &z_size);
+		struct stat st;
 
-		if (!z) {
+		snprintf(name, sizeof(name), "bz-%s", fc->name);
+		const char *path = bz_payload_file(name, fc, elf, elf_size, NULL);
+		if (!path) {
 			print_message("# %s not available: format skipped\n", fc->name);
 			continue;
 		}
-		uint8_t *bz = bz_with_payload(z, z_size, &bz_size);
-		snprintf(name, sizeof(name), "bz-%s", fc->name);
-		const char *path = write_file(name, bz, bz_size);
-
-		memset(guest_mem_ptr(&e.mem, TELF_PADDR, TELF_MEMSZ), 0xcc, TELF_MEMSZ);
-		expect_ok(&e, path);
-		assert_int_equal(e.plan.entry, BOOT_ENTRY_PVH);
-		assert_int_equal(e.plan.entry_addr, TELF_PVH_ENTRY);
-		assert_int_equal(e.plan.boot_data, LAYOUT_PVH_INFO);
-		assert_int_equal(e.plan.kernel_start, TELF_PADDR);
-		assert_int_equal(e.plan.kernel_end, TELF_PADDR + TELF_MEMSZ);
-		const uint8_t *seg = guest_mem_ptr(&e.mem, TELF_PADDR, TELF_MEMSZ);
-		assert_memory_equal(seg, telf_text, TELF_FILESZ);
-		for (uint64_t j = TELF_FILESZ; j < TELF_MEMSZ; j++)
-			assert_int_equal(seg[j], 0);
+		expect_telf_pvh_loads(&e, path);
 		snprintf(want, sizeof(want), "bzImage (protocol 2.15), %s payload decompressed on host",
 			 fc->name);
 		assert_non_null(strstr(e.plan.desc, want));
@@ -1151,18 +1099,12 @@ static void test_bzimage_host_decompress(void **state)
 
 		/* Every truncation of the payload region fails cleanly or still loads. */
 		if (i == 0 || !strcmp(fc->name, "zstd")) {
-			for (size_t len = bz_size; len > 7;) {
+			assert_int_equal(stat(path, &st), 0);
+			for (size_t len = (size_t)st.st_size; len > 7;) {
 				len -= 7;
-				assert_int_equal(truncate(path, (off_t)len), 0);
-				int ret = run_load(&e, path);
-				if (ret == 0 ? logs.errors != 0
-					     : (logs.errors != 1 || !strstr(logs.last_error, name)))
-					fail_msg("%s length %zu: ret %d, %d errors: %s", fc->name, len,
-						 ret, logs.errors, logs.last_error);
+				expect_cut(&e, path, len, name, CUT_EITHER);
 			}
 		}
-		free(bz);
-		free(z);
 	}
 	free(elf);
 	env_destroy(&e);
@@ -1171,35 +1113,29 @@ static void test_bzimage_host_decompress(void **state)
 static void test_bzimage_payload_elf_linux64(void **state)
 {
 	struct telf t = telf_standard(false);
-	size_t elf_size, bz_size, z_size;
-	uint8_t *elf, *z, *bz;
+	size_t elf_size, z_size;
+	uint8_t *elf;
+	const char *path;
 	struct env e;
 
 	t.entry = TELF_PADDR + 0x10;
 	elf = elf_build(&t, &elf_size);
-	z = compress_cli(&fmt_cases[2], elf, elf_size, &z_size);
-	if (!z) {
-		free(elf);
+	path = bz_payload_file("bz-zstd-nopvh", &fmt_cases[2], elf, elf_size, &z_size);
+	free(elf);
+	if (!path)
 		skip();
-	}
-	bz = bz_with_payload(z, z_size, &bz_size);
 	env_init(&e, 256 * MIB);
-	expect_ok(&e, write_file("bz-zstd-nopvh", bz, bz_size));
+	expect_ok(&e, path);
 	assert_int_equal(e.plan.entry, BOOT_ENTRY_LINUX64);
 	assert_int_equal(e.plan.entry_addr, TELF_PADDR + 0x10);
 	assert_int_equal(e.plan.boot_data, LAYOUT_ZERO_PAGE);
 	assert_memory_equal(guest_mem_ptr(&e.mem, TELF_PADDR, TELF_FILESZ), telf_text, TELF_FILESZ);
 	/* The zero page carries the bzImage's header. */
+	expect_zero_page_header(&e);
 	struct boot_params bp = read_zero_page(&e);
-	assert_int_equal(bp.hdr.version, 0x020f);
 	assert_int_equal(bp.hdr.init_size, 0x800000);
-	assert_int_equal(bp.hdr.type_of_loader, 0xff);
 	assert_int_equal(bp.hdr.payload_length, z_size);
-	assert_int_equal(bp.hdr.cmd_line_ptr, LAYOUT_CMDLINE);
 	assert_non_null(strstr(e.plan.desc, "64-bit entry at 0x1000010"));
-	free(bz);
-	free(z);
-	free(elf);
 	env_destroy(&e);
 }
 
@@ -1208,6 +1144,7 @@ static void test_bzimage_payload_rejects(void **state)
 	struct telf t = telf_standard(true);
 	size_t elf_size, bz_size, z_size;
 	uint8_t *elf = elf_build(&t, &elf_size);
+	const char *path;
 	struct env e;
 
 	env_init(&e, 64 * MIB);
@@ -1232,55 +1169,35 @@ static void test_bzimage_payload_rejects(void **state)
 	}
 
 	/* A payload that is not an ELF. */
-	{
-		uint8_t text[3000];
-		fill_pattern(text, sizeof(text), 9);
-		uint8_t *z = compress_cli(&fmt_cases[0], text, sizeof(text), &z_size);
-		if (z) {
-			uint8_t *bz = bz_with_payload(z, z_size, &bz_size);
-			expect_error(&e, write_file("bz-not-elf", bz, bz_size), "bz-not-elf",
-				     "payload is not an ELF");
-			free(bz);
-			free(z);
-		}
-	}
+	uint8_t text[3000];
+	fill_pattern(text, sizeof(text), 9);
+	path = bz_payload_file("bz-not-elf", &fmt_cases[0], text, sizeof(text), NULL);
+	if (path)
+		expect_error(&e, path, "bz-not-elf", "payload is not an ELF");
 
 	/* A payload whose ELF is bad: the message says where it came from. */
-	{
-		struct telf bad = telf_standard(true);
-		bad.segs[1].paddr = 0x8000;
-		size_t bad_size;
-		uint8_t *bad_elf = elf_build(&bad, &bad_size);
-		uint8_t *z = compress_cli(&fmt_cases[0], bad_elf, bad_size, &z_size);
-		if (z) {
-			uint8_t *bz = bz_with_payload(z, z_size, &bz_size);
-			expect_error(&e, write_file("bz-bad-elf", bz, bz_size), "bz-bad-elf",
-				     "gzip payload: segment 1");
-			free(bz);
-			free(z);
-		}
-		free(bad_elf);
-	}
+	struct telf bad = telf_standard(true);
+	size_t bad_size;
+	bad.segs[1].paddr = 0x8000;
+	uint8_t *bad_elf = elf_build(&bad, &bad_size);
+	path = bz_payload_file("bz-bad-elf", &fmt_cases[0], bad_elf, bad_size, NULL);
+	if (path)
+		expect_error(&e, path, "bz-bad-elf", "gzip payload: segment 1");
+	free(bad_elf);
 
 	/* Larger than guest RAM (a 16 MiB guest; the ELF is ~20 MiB of zeros). */
-	{
-		size_t big = 20 * MIB;
-		uint8_t *zeros = calloc(1, big);
-		assert_non_null(zeros);
-		memcpy(zeros, elf, elf_size);
-		uint8_t *z = compress_cli(&fmt_cases[2], zeros, big, &z_size);
-		if (z) {
-			struct env small;
-			uint8_t *bz = bz_with_payload(z, z_size, &bz_size);
-			env_init(&small, 16 * MIB);
-			expect_error(&small, write_file("bz-too-big", bz, bz_size), "bz-too-big",
-				     "decompresses to more than 16 MiB");
-			env_destroy(&small);
-			free(bz);
-			free(z);
-		}
-		free(zeros);
+	size_t big = 20 * MIB;
+	uint8_t *zeros = calloc(1, big);
+	assert_non_null(zeros);
+	memcpy(zeros, elf, elf_size);
+	path = bz_payload_file("bz-too-big", &fmt_cases[2], zeros, big, NULL);
+	if (path) {
+		struct env small;
+		env_init(&small, 16 * MIB);
+		expect_error(&small, path, "bz-too-big", "decompresses to more than 16 MiB");
+		env_destroy(&small);
 	}
+	free(zeros);
 	free(elf);
 	env_destroy(&e);
 }
@@ -1352,7 +1269,7 @@ static uint64_t find_pvh_note(const uint8_t *f, size_t size)
 static void test_real_vmlinux(void **state)
 {
 	size_t size;
-	uint8_t *f = read_file(REAL_VMLINUX, &size);
+	uint8_t *f = helper_read_file(REAL_VMLINUX, &size);
 	struct env e;
 
 	if (!f) {
@@ -1387,13 +1304,11 @@ static void test_real_vmlinux(void **state)
 	}
 
 	/* The same kernel as a zstd bzImage payload, decompressed on the host. */
-	size_t z_size, bz_size;
-	uint8_t *z = compress_cli(&fmt_cases[2], f, size, &z_size);
-	if (z) {
-		uint8_t *bz = bz_with_payload(z, z_size, &bz_size);
+	const char *path = bz_payload_file("bz-real-zstd", &fmt_cases[2], f, size, NULL);
+	if (path) {
 		struct env e2;
 		env_init(&e2, 256 * MIB);
-		expect_ok(&e2, write_file("bz-real-zstd", bz, bz_size));
+		expect_ok(&e2, path);
 		assert_int_equal(e2.plan.entry, BOOT_ENTRY_PVH);
 		assert_int_equal(e2.plan.entry_addr, pvh);
 		assert_int_equal(e2.plan.kernel_start, e.plan.kernel_start);
@@ -1402,8 +1317,6 @@ static void test_real_vmlinux(void **state)
 				    guest_mem_ptr(&e.mem, e.plan.kernel_start, 1 * MIB), 1 * MIB);
 		print_message("# %s\n", e2.plan.desc);
 		env_destroy(&e2);
-		free(bz);
-		free(z);
 	}
 	env_destroy(&e);
 	free(f);

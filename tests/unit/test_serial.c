@@ -12,12 +12,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backends/console.h"
 #include "devices/serial.h"
 #include "util/log.h"
+
+#include "helpers.h"
 
 enum { RBR = 0, IER = 1, IIR = 2, FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
 
@@ -56,10 +57,7 @@ static void fake_irq(void *opaque, int level)
 
 static int irq_level(struct irq_line *l)
 {
-	pthread_mutex_lock(&l->lock);
-	int v = l->level;
-	pthread_mutex_unlock(&l->lock);
-	return v;
+	return helper_locked_get(&l->lock, &l->level);
 }
 
 static void observe(void *opaque, const uint8_t *buf, size_t len)
@@ -81,14 +79,6 @@ static uint8_t rd(struct serial *s, unsigned int reg)
 static void wr(struct serial *s, unsigned int reg, uint8_t v)
 {
 	serial_bus_ops.write(s, reg, 1, v);
-}
-
-static double now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
 /* A UART behind a console that discards output (and shows it to the observer). */
@@ -302,16 +292,17 @@ static void test_modem_status(void **state)
 	assert_int_equal(rd(s, MSR), 0x00);
 
 	/* Each output to its input: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD. */
-	wr(s, MCR, 0x11);
-	assert_int_equal(rd(s, MSR), 0x22);
-	wr(s, MCR, 0x12);
-	assert_int_equal(rd(s, MSR), 0x13);	/* CTS up, DSR down */
-	wr(s, MCR, 0x14);
-	assert_int_equal(rd(s, MSR), 0x41);	/* RI up: no TERI on the rising edge */
-	wr(s, MCR, 0x18);
-	assert_int_equal(rd(s, MSR), 0x8c);	/* RI fell: TERI; DCD up */
-	wr(s, MCR, 0x1f);
-	assert_int_equal(rd(s, MSR), 0xf3);
+	static const struct { uint8_t mcr, msr; } loop[] = {
+		{ 0x11, 0x22 },
+		{ 0x12, 0x13 },		/* CTS up, DSR down */
+		{ 0x14, 0x41 },		/* RI up: no TERI on the rising edge */
+		{ 0x18, 0x8c },		/* RI fell: TERI; DCD up */
+		{ 0x1f, 0xf3 },
+	};
+	for (size_t i = 0; i < sizeof(loop) / sizeof(loop[0]); i++) {
+		wr(s, MCR, loop[i].mcr);
+		assert_int_equal(rd(s, MSR), loop[i].msr);
+	}
 	/* Leaving loopback: the lines read as a present modem again. */
 	wr(s, MCR, 0x00);
 	assert_int_equal(rd(s, MSR), 0xb4);
@@ -633,14 +624,14 @@ static void test_thr_backpressure(void **state)
 	wr(p.s, IER, 0x02);
 	assert_int_equal(rd(p.s, IIR), 0x02);
 	/* A guest that waits for THRE: fill the console until THRE stays clear. */
-	double t0 = now_ms();
+	double t0 = helper_now_ms();
 	while (rd(p.s, LSR) & 0x20) {
 		wr(p.s, RBR, (uint8_t)sent);
 		sent++;
 		assert_true(sent < (1u << 20));
 	}
 	assert_true(sent >= 64 * 1024);
-	assert_true(now_ms() - t0 < 10000);
+	assert_true(helper_now_ms() - t0 < 10000);
 	assert_int_equal(rd(p.s, LSR) & 0x60, 0);	/* THRE and TEMT both clear */
 	assert_int_equal(rd(p.s, IIR), 0x01);	/* and no THRE interrupt */
 	assert_int_equal(irq_level(&p.irq), 0);
@@ -654,19 +645,19 @@ static void test_thr_backpressure(void **state)
 
 	/* The host catches up: room comes back, THRE and its interrupt with it. */
 	size_t got = 0;
-	t0 = now_ms();
+	t0 = helper_now_ms();
 	while (irq_level(&p.irq) == 0) {
 		got += drain_fd(p.out[0]);
-		assert_true(now_ms() - t0 < 5000);
+		assert_true(helper_now_ms() - t0 < 5000);
 		usleep(1000);
 	}
 	assert_int_equal(rd(p.s, IIR), 0x02);
 	assert_int_equal(rd(p.s, LSR) & 0x60, 0x60);
 	/* Everything queued arrives; the 10 dropped bytes do not. */
-	t0 = now_ms();
+	t0 = helper_now_ms();
 	while (got < sent) {
 		got += drain_fd(p.out[0]);
-		assert_true(now_ms() - t0 < 5000);
+		assert_true(helper_now_ms() - t0 < 5000);
 		usleep(1000);
 	}
 	assert_int_equal(got, sent);
@@ -711,9 +702,9 @@ static void test_thr_waiting_guest_loses_nothing(void **state)
 	a.fd = p.out[0];
 	assert_int_equal(pthread_create(&t, NULL, slow_reader, &a), 0);
 	for (size_t i = 0; i < a.expect; i++) {
-		double t0 = now_ms();
+		double t0 = helper_now_ms();
 		while (!(rd(p.s, LSR) & 0x20)) {
-			assert_true(now_ms() - t0 < 5000);
+			assert_true(helper_now_ms() - t0 < 5000);
 			sched_yield();
 		}
 		wr(p.s, RBR, (uint8_t)(i % 251));
@@ -744,9 +735,9 @@ static void test_input_through_console(void **state)
 	wr(p.s, MCR, 0x00);
 
 	/* The FIFO takes 16 at a time; draining it asks the console for more. */
-	double t0 = now_ms();
+	double t0 = helper_now_ms();
 	while (n < sizeof(msg)) {
-		assert_true(now_ms() - t0 < 5000);
+		assert_true(helper_now_ms() - t0 < 5000);
 		if (!irq_level(&p.irq)) {
 			usleep(1000);
 			continue;

@@ -4,7 +4,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,42 +12,27 @@
 #include "util/log.h"
 #include "util/size.h"
 
-struct captured {
-	int count;
-	char last[1024];
-};
-
-static void capture(enum log_level level, const char *msg, void *opaque)
-{
-	struct captured *c = opaque;
-
-	if (level == LOG_ERROR) {
-		c->count++;
-		snprintf(c->last, sizeof(c->last), "%s", msg);
-	}
-}
+#include "helpers.h"
 
 static void test_size_parse_units(void **state)
 {
+	static const struct {
+		const char *text;
+		uint64_t value;
+	} cases[] = {
+		{ "512M", 512ULL << 20 }, { "2G", 2ULL << 30 }, { "1536MiB", 1536ULL << 20 },
+		{ "4096k", 4096ULL << 10 }, { "1T", 1ULL << 40 }, { "8GB", 8ULL << 30 },
+		{ "4096B", 4096 },
+		{ "256", 256ULL << 20 },	/* a bare number is MiB, as in QEMU */
+	};
 	uint64_t v;
 
-	assert_int_equal(size_parse("512M", &v), 0);
-	assert_int_equal(v, 512ULL << 20);
-	assert_int_equal(size_parse("2G", &v), 0);
-	assert_int_equal(v, 2ULL << 30);
-	assert_int_equal(size_parse("1536MiB", &v), 0);
-	assert_int_equal(v, 1536ULL << 20);
-	assert_int_equal(size_parse("4096k", &v), 0);
-	assert_int_equal(v, 4096ULL << 10);
-	assert_int_equal(size_parse("1T", &v), 0);
-	assert_int_equal(v, 1ULL << 40);
-	assert_int_equal(size_parse("8GB", &v), 0);
-	assert_int_equal(v, 8ULL << 30);
-	assert_int_equal(size_parse("4096B", &v), 0);
-	assert_int_equal(v, 4096);
-	/* A bare number is MiB, as in QEMU. */
-	assert_int_equal(size_parse("256", &v), 0);
-	assert_int_equal(v, 256ULL << 20);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		v = 0;
+		if (size_parse(cases[i].text, &v) != 0 || v != cases[i].value)
+			fail_msg("size_parse(\"%s\"): %llu, want %llu", cases[i].text,
+				 (unsigned long long)v, (unsigned long long)cases[i].value);
+	}
 }
 
 static void test_size_parse_rejects(void **state)
@@ -76,18 +60,18 @@ static void test_size_format(void **state)
 
 static void test_file_map_errors(void **state)
 {
-	struct captured cap = { 0 };
+	struct helper_log cap = { 0 };
 	struct file_map fm;
 
-	log_set_sink(capture, &cap);
+	log_set_sink(helper_log_sink, &cap);
 	assert_int_equal(file_map("/nonexistent/kernel", "kernel", &fm), -1);
-	assert_int_equal(cap.count, 1);
-	assert_non_null(strstr(cap.last, "kernel '/nonexistent/kernel'"));
-	assert_non_null(strstr(cap.last, "No such file"));
+	assert_int_equal(cap.errors, 1);
+	assert_non_null(strstr(cap.last_error, "kernel '/nonexistent/kernel'"));
+	assert_non_null(strstr(cap.last_error, "No such file"));
 
 	assert_int_equal(file_map("/tmp", "initrd", &fm), -1);
-	assert_int_equal(cap.count, 2);
-	assert_non_null(strstr(cap.last, "not a regular file"));
+	assert_int_equal(cap.errors, 2);
+	assert_non_null(strstr(cap.last_error, "not a regular file"));
 	log_set_sink(NULL, NULL);
 }
 
