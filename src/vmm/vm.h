@@ -49,8 +49,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg);
 /* Create every vCPU (not started). */
 int vm_create_vcpus(struct vm *vm, unsigned int nr_cpus);
 
-/* Start one thread per vCPU, wait until something asks the VM to stop,
- * then stop and join them all. Returns the stop reason. */
+/* Start one thread per vCPU. Returns 0, or -1 (logged) if a thread cannot start. */
 int vm_start_vcpus(struct vm *vm);
 void vm_stop_vcpus(struct vm *vm);
 

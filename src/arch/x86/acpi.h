@@ -1,6 +1,6 @@
 /*
  * ACPI tables for the guest: RSDP, XSDT, FADT (PM1a event/control blocks for
- * S5 poweroff, a reset register), FACS, DSDT (\_S5_, COM1), MADT (one local
+ * S5 poweroff, a reset register), FACS, DSDT (\_S5_, COM1, pvpanic), MADT (one local
  * APIC per vCPU, the IOAPIC, interrupt source overrides, LINT1 NMI).
  */
 #pragma once

@@ -119,7 +119,10 @@ static int vcpu_set_msrs(struct vcpu *vcpu)
 	return 0;
 }
 
-/* Virtual-wire mode: PIC interrupts reach the BSP through LINT0, NMIs through LINT1. */
+/*
+ * Virtual-wire mode: PIC interrupts arrive through LINT0 (ExtINT), NMIs through
+ * LINT1. Set on every vCPU as firmware leaves them; Linux masks LINT0 on APs.
+ */
 static int vcpu_set_lapic(struct vcpu *vcpu)
 {
 	struct kvm_lapic_state lapic;
