@@ -5,7 +5,8 @@
 # On hardware-backed KVM (kvm_intel or kvm_amd loaded) it boots Debian's stock
 # cloud kernel, unpacked (not installed) into ~/.cache/bootvm, with an
 # initramfs carrying its virtio modules. Elsewhere a stock kernel cannot boot,
-# so it boots the patched test kernel from ../shared/test-kernel/ instead.
+# so it boots the patched test kernel from ../shared/test-kernel/ (see
+# scripts/find-test-kernel.sh) instead.
 #
 # Extra arguments go to `bootvm run` (e.g. --cpus 2 --memory 1G).
 set -eu
@@ -34,9 +35,8 @@ if [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; then
 	append="console=ttyS0 reboot=a panic=-1 quiet"
 	echo "demo: booting Debian's cloud kernel ${kernel##*/} (Ctrl-A x quits)" >&2
 else
-	kernel=${BOOTVM_TEST_KERNEL:-../shared/test-kernel/vmlinux}
-	if [ ! -f "$kernel" ]; then
-		echo "demo: KVM here is not hardware-backed (no kvm_intel/kvm_amd) and there is no test kernel at $kernel" >&2
+	if ! kernel=$(scripts/find-test-kernel.sh 2>&1); then
+		echo "demo: KVM here is not hardware-backed (no kvm_intel/kvm_amd), so a stock kernel cannot boot, and the test kernel is missing: $kernel" >&2
 		exit 1
 	fi
 	# Unpacking is emulated here too: an uncompressed archive boots fastest.

@@ -33,9 +33,18 @@ from tap import plan, skip, tap
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.environ.get("SOURCE_ROOT", os.path.dirname(os.path.dirname(HERE)))
 BOOTVM = os.environ.get("BOOTVM", os.path.join(SOURCE_ROOT, "build", "src", "bootvm"))
-TEST_KERNEL = os.environ.get(
-    "BOOTVM_TEST_KERNEL",
-    os.path.join(os.path.dirname(SOURCE_ROOT), "shared", "test-kernel", "vmlinux"))
+
+
+def find_test_kernel():
+    """scripts/find-test-kernel.sh's answer: (path, None) or (None, why)."""
+    p = subprocess.run([os.path.join(SOURCE_ROOT, "scripts", "find-test-kernel.sh")],
+                       capture_output=True, text=True)
+    if p.returncode:
+        return None, (p.stderr.strip().splitlines() or ["not found"])[-1]
+    return p.stdout.strip(), None
+
+
+TEST_KERNEL, TEST_KERNEL_WHY = find_test_kernel()
 BUSYBOX = "/bin/busybox"
 TEST_CMDLINE = "console=ttyS0 reboot=a panic=-1 clearcpuid=cx16,xsave,popcnt,smap"
 BOOT_TIMEOUT = 900  # seconds; a boot takes ~60 s here, well under 1 s on hardware
@@ -131,8 +140,8 @@ def main():
     if not os.access(BOOTVM, os.X_OK):
         print(f"Bail out! no bootvm binary at {BOOTVM}")
         return 1
-    if not os.path.exists(TEST_KERNEL):
-        skip("test kernel boots", f"no test kernel at {TEST_KERNEL}")
+    if not TEST_KERNEL:
+        skip("test kernel boots", TEST_KERNEL_WHY)
     elif not os.path.exists(BUSYBOX):
         skip("test kernel boots", f"{BUSYBOX} missing (install busybox-static)")
     else:
