@@ -2,7 +2,11 @@
  * The host side of the guest console.
  *
  * Output: console_write() copies into a bounded ring (what does not fit is
- * dropped and counted) and a writer thread drains it. The writer never
+ * dropped and counted) and a writer thread drains it. When nothing is queued
+ * and the target cannot block (a terminal, pipe or character device opened
+ * non-blocking, a socket), console_write() writes itself instead: one write
+ * per byte from the vCPU thread costs less than waking the writer per byte,
+ * as QEMU and Firecracker do too. The writer never
  * blocks for long: it waits for POLLOUT with a timeout and writes at most
  * PIPE_BUF bytes at a time, to a non-blocking file description of its own
  * when the target is a terminal or a pipe, so console_stop() keeps its
@@ -53,6 +57,7 @@ struct console {
 	bool out_fd_owned;		/* file:PATH */
 	bool out_wfd_owned;
 	bool out_socket;		/* send(MSG_DONTWAIT) */
+	bool out_direct;		/* writes never block: console_write() may write itself */
 	bool in_tty;
 
 	pthread_mutex_t lock;
@@ -306,7 +311,7 @@ static void *console_writer_thread(void *arg)
 
 size_t console_write(struct console *c, const uint8_t *buf, size_t len)
 {
-	size_t n;
+	size_t n, total = 0;
 
 	pthread_mutex_lock(&c->lock);
 	if (c->observer)
@@ -321,6 +326,22 @@ size_t console_write(struct console *c, const uint8_t *buf, size_t len)
 		return 0;
 	}
 	uint64_t used = c->head - c->tail;
+	if (!used && c->out_direct) {
+		/* Nothing queued, so the writer is idle: order is kept. */
+		ssize_t w = c->out_socket ?
+			send(c->out_wfd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) :
+			write(c->out_wfd, buf, len);
+		if (w > 0) {
+			buf += w;
+			len -= (size_t)w;
+		}
+		/* What is left, and any error, goes to the writer. */
+		if (!len) {
+			pthread_mutex_unlock(&c->lock);
+			return (size_t)w;
+		}
+		total = (size_t)(w > 0 ? w : 0);
+	}
 	n = CONSOLE_RING_SIZE - (size_t)used;
 	if (n > len)
 		n = len;
@@ -338,7 +359,7 @@ size_t console_write(struct console *c, const uint8_t *buf, size_t len)
 	if (n && !used)
 		pthread_cond_signal(&c->cond);	/* the writer sleeps only on an empty ring */
 	pthread_mutex_unlock(&c->lock);
-	return n;
+	return total + n;
 }
 
 size_t console_write_room(struct console *c)
@@ -530,9 +551,12 @@ void console_set_room_handler(struct console *c, void (*fn)(void *opaque), void 
 }
 
 /*
- * A terminal or a pipe gets a non-blocking file description of its own, so
- * a write can never hang (setting O_NONBLOCK on the shared one would leak
- * into the shell). Regular files do not block; sockets use MSG_DONTWAIT.
+ * A terminal, a pipe or another character device gets a non-blocking file
+ * description of its own, so a write can never hang (setting O_NONBLOCK on
+ * the shared one would leak into the shell); sockets use MSG_DONTWAIT. Those
+ * may be written from the vCPU thread. A regular file can still stall (a
+ * slow or network file system, dirty-page throttling): only the writer
+ * thread writes to it.
  */
 static void console_out_setup(struct console *c)
 {
@@ -545,9 +569,10 @@ static void console_out_setup(struct console *c)
 		return;
 	if (S_ISSOCK(st.st_mode)) {
 		c->out_socket = true;
+		c->out_direct = true;
 		return;
 	}
-	if (!S_ISFIFO(st.st_mode) && !(S_ISCHR(st.st_mode) && isatty(c->out_fd)))
+	if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
 		return;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", c->out_fd);
 	fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -555,6 +580,7 @@ static void console_out_setup(struct console *c)
 		return;	/* no /proc, or a pipe without reader: chunked writes still bound it */
 	c->out_wfd = fd;
 	c->out_wfd_owned = true;
+	c->out_direct = true;
 }
 
 struct console *console_open_fds(enum console_kind kind, int in_fd, int out_fd)

@@ -158,6 +158,44 @@ static int room_calls(struct room_count *r)
 	return helper_locked_get(&r->lock, &r->calls);
 }
 
+/* Nothing queued and a pipe: console_write() writes itself, before it returns. */
+static void test_output_direct_then_queued_in_order(void **state)
+{
+	int p[2], in_pipe = 0;
+	uint8_t src[6100], got[6100];
+	size_t len = 0;
+	struct console *c;
+
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i % 251);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_true(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 4096);
+	c = console_open_fds(CONSOLE_STDIO, -1, p[1]);
+	assert_non_null(c);
+	assert_int_equal(console_start(c), 0);
+
+	assert_int_equal(console_write(c, src, 3000), 3000);
+	assert_int_equal(ioctl(p[0], FIONREAD, &in_pipe), 0);
+	assert_int_equal(in_pipe, 3000);
+	/* The pipe is nearly full: the rest waits in the ring, behind it. */
+	assert_int_equal(console_write(c, src + 3000, 3000), 3000);
+	assert_int_equal(console_write(c, src + 6000, 100), 100);
+
+	double t0 = helper_now_ms();
+	while (len < sizeof(got)) {
+		ssize_t n = read(p[0], got + len, sizeof(got) - len);
+		assert_true(n > 0);
+		len += (size_t)n;
+		assert_true(helper_now_ms() - t0 < 5000);
+	}
+	assert_memory_equal(got, src, sizeof(src));
+	assert_int_equal(console_dropped(c), 0);
+	console_stop(c, 1000);
+	console_close(c);
+	close(p[0]);
+	close(p[1]);
+}
+
 static void test_room_handler(void **state)
 {
 	int p[2];
@@ -655,6 +693,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_output_unread_pipe_never_blocks),
 		cmocka_unit_test(test_output_read_pipe_in_order),
+		cmocka_unit_test(test_output_direct_then_queued_in_order),
 		cmocka_unit_test(test_room_handler),
 		cmocka_unit_test(test_output_epipe),
 		cmocka_unit_test(test_none),
