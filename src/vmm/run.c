@@ -151,6 +151,7 @@ int vmm_run(const struct vm_config *cfg)
 	uint64_t rsdp;
 	sigset_t sigs, old_sigs;
 	int sig_fd, status = VM_STOP_ERROR;
+	char why[64];
 
 	clock_gettime(CLOCK_MONOTONIC, &ctx.t_start);
 
@@ -191,8 +192,13 @@ int vmm_run(const struct vm_config *cfg)
 	console_stop(ctx.console, CONSOLE_FLUSH_MS);
 
 	status = vm_stop_reason(&ctx.vm);
-	if (status != VM_STOP_POWEROFF && status != VM_STOP_ERROR)
-		log_warn("%s (exit status %d)", vm_stop_reason_name(status), status);
+	vm_stop_why(&ctx.vm, why, sizeof(why));
+	/* One line on how the VM ended: a warning unless the guest powered off. */
+	if (status == VM_STOP_POWEROFF)
+		log_info("%s (%s)", vm_stop_reason_name(status), why);
+	else if (status != VM_STOP_ERROR)
+		log_warn("%s (%s%sexit status %d)", vm_stop_reason_name(status),
+			 why, *why ? "; " : "", status);
 	if (console_dropped(ctx.console))
 		log_warn("console output stalled: %llu bytes of guest output dropped",
 			 (unsigned long long)console_dropped(ctx.console));

@@ -91,13 +91,13 @@ static void vcpu_handle_io(struct vcpu *vcpu)
 
 static void vcpu_internal_error(struct vcpu *vcpu, const char *what)
 {
-	char why[128];
+	char who[16];
 
-	snprintf(why, sizeof(why), "vCPU %u: %.100s", vcpu->id, what);
+	snprintf(who, sizeof(who), "vCPU %u", vcpu->id);
 	/* Registers first, so they are on stderr before the VM is torn down. */
-	log_error("%s", why);
+	log_error("%s: %s", who, what);
 	vcpu_dump_state(vcpu);
-	vm_request_stop(vcpu->vm, VM_STOP_INTERNAL, why);
+	vm_request_stop(vcpu->vm, VM_STOP_INTERNAL, who);
 }
 
 /* One exit; false when this vCPU must stop running. */

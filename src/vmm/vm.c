@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -61,17 +62,19 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *why)
 	pthread_mutex_lock(&vm->stop_lock);
 	first = !vm->stopping;
 	if (first) {
-		if (reason == VM_STOP_RESET && vm->panic_seen)
+		bool panic = reason == VM_STOP_RESET && vm->panic_seen;
+
+		if (panic)
 			reason = VM_STOP_PANIC;
 		vm->stop_reason = reason;
+		snprintf(vm->stop_why, sizeof(vm->stop_why), "%s%s",
+			 panic ? "panic message, then " : "", why ? why : "");
 		__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&vm->stop_lock);
 	if (!first)
 		return;
 
-	if (why)
-		log_info("%s (%s)", vm_stop_reason_name(reason), why);
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* the counter is already non-zero: the waiter will wake */
 	}
@@ -93,6 +96,13 @@ enum vm_stop_reason vm_stop_reason(struct vm *vm)
 	r = vm->stop_reason;
 	pthread_mutex_unlock(&vm->stop_lock);
 	return r;
+}
+
+void vm_stop_why(struct vm *vm, char *buf, size_t size)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	snprintf(buf, size, "%s", vm->stop_why);
+	pthread_mutex_unlock(&vm->stop_lock);
 }
 
 static int vm_set_memory(struct vm *vm)

@@ -36,6 +36,7 @@ struct vm {
 	pthread_mutex_t stop_lock;
 	bool stopping;
 	enum vm_stop_reason stop_reason;
+	char stop_why[64];		/* what the first request said, e.g. "ACPI S5" */
 	int stop_fd;			/* eventfd, readable once a stop was asked for */
 	bool panic_seen;		/* the console showed a kernel panic message */
 };
@@ -76,6 +77,8 @@ int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *why);
 bool vm_is_stopping(struct vm *vm);
 enum vm_stop_reason vm_stop_reason(struct vm *vm);
+/* What the winning request named as the cause ("ACPI S5", "signal Terminated"), or "". */
+void vm_stop_why(struct vm *vm, char *buf, size_t size);
 
 /* Just the stop machinery, for code (and unit tests) that need no KVM. */
 int vm_stop_init(struct vm *vm);

@@ -337,6 +337,18 @@ def group_exits():
             r = boot(k, "--append", f"exit={what}")
             check(r, f"exits.{form} exit={what}: exit status {status}", status=status,
                   entry=entry, want=[f"exits: {what}"], absent=["still running"])
+    # With -v, how the VM ended is said once, with its cause and status.
+    for what, line in (("poweroff", "bootvm: guest powered off (ACPI S5)"),
+                       ("i8042", "bootvm: warning: guest reset (i8042 reset; exit status 3)"),
+                       ("panic-msg", "bootvm: warning: guest kernel panic "
+                                     "(panic message, then ACPI reset register; exit status 5)"),
+                       ("triple", "bootvm: warning: guest triple fault (vCPU 0; exit status 4)"),
+                       ("internal", "bootvm: warning: KVM internal error (vCPU 0; exit status 6)")):
+        r = boot(guest("exits"), "-v", "--append", f"exit={what}")
+        ends = [l for l in r.err.splitlines() if l.startswith("bootvm: ") and "(" in l and
+                any(w in l for w in ("powered off", "reset", "panic", "triple", "internal error ("))]
+        tap(ends == [line], f"exits.elf -v exit={what}: one line says how it ended: {line!r}",
+            "\n".join(ends) + "\n" + r.describe())
     # The registers go to stderr with an emulation failure.
     r = boot(guest("exits"), "--append", "exit=internal")
     tap(r.status == INTERNAL and re.search(r"(?i)rip", r.err) is not None,
@@ -468,12 +480,14 @@ def group_terminal():
         os.close(slave)
 
     for sig, status in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
-        args = ["--console", "stdio", "--kernel", guest("echo")]
+        args = ["--console", "stdio", "-v", "--kernel", guest("echo")]
         p, t0 = start(args)
         out = read_until(p, b"echo: ready", t0 + RUN_TIMEOUT)
         p.send_signal(sig)
         r = finish(p, args, t0, out)
-        tap(r.status == status, f"{sig.name} while the guest waits: exit status {status}",
+        said = [l for l in r.err.splitlines() if "killed by a signal" in l]
+        tap(r.status == status and len(said) == 1 and f"exit status {status}" in said[0],
+            f"{sig.name} while the guest waits: exit status {status}, said once on stderr",
             r.describe())
 
 
