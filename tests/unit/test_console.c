@@ -65,7 +65,7 @@ static void test_output_unread_pipe_never_blocks(void **state)
 	console_stop(c, 200);
 	double took = helper_now_ms() - t0;
 	assert_true(took >= 150);
-	assert_true(took < 500);
+	assert_true(took < 1000);	/* well short of the timeout plus the join grace */
 	int in_pipe = 0;
 	assert_int_equal(ioctl(p[0], FIONREAD, &in_pipe), 0);
 	assert_true(in_pipe >= 60 * 1024);
@@ -73,7 +73,7 @@ static void test_output_unread_pipe_never_blocks(void **state)
 	/* A second stop is harmless and quick. */
 	t0 = helper_now_ms();
 	console_stop(c, 200);
-	assert_true(helper_now_ms() - t0 < 50);
+	assert_true(helper_now_ms() - t0 < 150);	/* not another wait */
 	console_close(c);
 	close(p[0]);
 	close(p[1]);
