@@ -14,8 +14,12 @@
  *
  * Input (stdio only): an input thread polls stdin and an eventfd. Bytes the
  * receiver does not take wait in a small buffer, and stdin is not read again
- * until console_input_ready(). On a terminal, stdin is in raw mode while the
- * console runs and Ctrl-A starts an escape sequence.
+ * until console_input_ready(): a paste into a slow guest loses nothing. On a
+ * terminal, stdin is in raw mode while the console runs and Ctrl-A starts an
+ * escape sequence; there, if the guest has taken nothing for
+ * CONSOLE_STUCK_MS, stdin is read anyway so that Ctrl-A x still quits, and
+ * keys that do not fit in the buffer are dropped (a hung guest, or one that
+ * never reads its UART, must not trap the user).
  *
  * Locking: c->lock guards the ring, the counters and the callbacks. The
  * console never holds it while calling receive(), the room handler or the
@@ -48,6 +52,7 @@
 #define CONSOLE_POLL_MS		50	/* how often a waiting writer looks at its deadline */
 #define CONSOLE_JOIN_GRACE_MS	1000	/* beyond the deadline, before giving up on the writer */
 #define CONSOLE_ESCAPE		0x01	/* Ctrl-A */
+#define CONSOLE_STUCK_MS	500	/* input refused this long: read stdin for escapes anyway */
 
 struct console {
 	enum console_kind kind;
@@ -87,6 +92,8 @@ struct console {
 	bool esc;			/* Ctrl-A seen */
 	uint8_t in_buf[CONSOLE_IN_BUF];
 	size_t in_off, in_len;		/* bytes not yet taken by the receiver */
+	long in_since_ms;		/* when the receiver last took input, or input began waiting */
+	uint64_t in_dropped;		/* keys dropped while the guest was not reading */
 
 	/* Owned by the thread calling start/stop/close. */
 	bool writer_running, input_running;
@@ -195,6 +202,14 @@ static void console_raw_off(struct console *c)
 				    __ATOMIC_ACQUIRE);
 	c->raw = false;
 	log_set_crlf(0);
+}
+
+static long console_now_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
 /* ---- Output ---- */
@@ -416,22 +431,37 @@ static void console_quit(struct console *c)
 		fn(opaque);
 }
 
+/* Queue a byte for the guest behind what still waits; drop it if full. */
+static void console_input_queue(struct console *c, uint8_t b)
+{
+	if (c->in_len < CONSOLE_IN_BUF) {
+		c->in_buf[c->in_len++] = b;
+		return;
+	}
+	if (!c->in_dropped++)
+		log_warn("console input: the guest is not reading its console; dropping keys "
+			 "(Ctrl-A x quits)");
+}
+
 /* Turn what was read into what the guest gets: escapes on a terminal only. */
 static void console_input_filter(struct console *c, const uint8_t *buf, size_t n)
 {
-	size_t out = 0;
+	/* What still waits moves to the front; new bytes go behind it. */
+	if (c->in_off == c->in_len)
+		c->in_since_ms = console_now_ms();
+	memmove(c->in_buf, c->in_buf + c->in_off, c->in_len - c->in_off);
+	c->in_len -= c->in_off;
+	c->in_off = 0;
 
-	if (!c->in_tty) {
-		memcpy(c->in_buf, buf, n);
-		out = n;
-	}
-	for (size_t i = 0; i < n && c->in_tty; i++) {
+	for (size_t i = 0; i < n; i++) {
 		uint8_t b = buf[i];
 
-		if (c->esc) {
+		if (!c->in_tty) {
+			console_input_queue(c, b);
+		} else if (c->esc) {
 			c->esc = false;
 			if (b == CONSOLE_ESCAPE)
-				c->in_buf[out++] = b;
+				console_input_queue(c, b);
 			else if (b == 'x')
 				console_quit(c);
 			else if (b == 'h')
@@ -440,11 +470,9 @@ static void console_input_filter(struct console *c, const uint8_t *buf, size_t n
 		} else if (b == CONSOLE_ESCAPE) {
 			c->esc = true;
 		} else {
-			c->in_buf[out++] = b;
+			console_input_queue(c, b);
 		}
 	}
-	c->in_off = 0;
-	c->in_len = out;
 }
 
 static void console_input_deliver(struct console *c)
@@ -460,6 +488,8 @@ static void console_input_deliver(struct console *c)
 
 	n = fn ? fn(opaque, c->in_buf + c->in_off, left) : left;	/* nobody: discard */
 	c->in_off += n < left ? n : left;
+	if (n)
+		c->in_since_ms = console_now_ms();
 }
 
 static void *console_input_thread(void *arg)
@@ -471,14 +501,24 @@ static void *console_input_thread(void *arg)
 	while (!__atomic_load_n(&c->in_stop, __ATOMIC_ACQUIRE)) {
 		if (c->in_off < c->in_len)
 			console_input_deliver(c);
-		bool pending = c->in_off < c->in_len;
+		bool pending = c->in_off < c->in_len, read_in = !pending;
+		int timeout = -1;
+
+		if (pending && c->in_tty) {
+			long waited = console_now_ms() - c->in_since_ms;
+
+			if (waited >= CONSOLE_STUCK_MS)
+				read_in = true;		/* the guest is stuck: still see Ctrl-A x */
+			else
+				timeout = (int)(CONSOLE_STUCK_MS - waited);
+		}
 		/* poll() skips negative fds: stdin rests while input waits. */
 		struct pollfd fds[2] = {
 			{ .fd = c->wake_fd, .events = POLLIN },
-			{ .fd = pending || eof ? -1 : c->in_fd, .events = POLLIN },
+			{ .fd = !read_in || eof ? -1 : c->in_fd, .events = POLLIN },
 		};
 
-		if (poll(fds, 2, -1) < 0) {
+		if (poll(fds, 2, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_warn("console input: poll: %s", strerror(errno));

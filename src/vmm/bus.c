@@ -4,6 +4,13 @@
 
 #include "util/log.h"
 
+/*
+ * Unclaimed accesses logged per bus (at debug level): a guest polling an
+ * absent port or address in a loop must not flood stderr. The rest are only
+ * counted (--stats).
+ */
+#define BUS_UNHANDLED_LOG_MAX 32
+
 void bus_init(struct bus *bus, const char *name)
 {
 	memset(bus, 0, sizeof(*bus));
@@ -69,11 +76,14 @@ bool bus_access(struct bus *bus, uint64_t addr, uint8_t *data, unsigned int size
 	if (r && addr - r->base + size > r->len)
 		r = NULL;
 	if (!r) {
-		__atomic_add_fetch(&bus->unhandled, 1, __ATOMIC_RELAXED);
+		uint64_t n = __atomic_add_fetch(&bus->unhandled, 1, __ATOMIC_RELAXED);
+
 		if (!is_write)
 			memset(data, 0xff, size);
-		log_debug("%s: unhandled %s of %u bytes at 0x%llx", bus->name,
-			  is_write ? "write" : "read", size, (unsigned long long)addr);
+		if (n <= BUS_UNHANDLED_LOG_MAX)
+			log_debug("%s: unhandled %s of %u bytes at 0x%llx%s", bus->name,
+				  is_write ? "write" : "read", size, (unsigned long long)addr,
+				  n == BUS_UNHANDLED_LOG_MAX ? " (further ones are only counted)" : "");
 		return false;
 	}
 	if (is_write) {

@@ -16,6 +16,13 @@
 /* Interrupts KVM_RUN; the handler does nothing, EINTR is the point. */
 #define VCPU_KICK_SIGNAL SIGUSR1
 
+/*
+ * Guards every vCPU's started and thread: a vCPU thread kicks the others
+ * when the guest stops the VM, maybe while the main thread still starts
+ * them or already joins them, and a joined thread must never be signalled.
+ */
+static pthread_mutex_t vcpu_threads_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void vcpu_kick_handler(int sig)
 {
 	(void)sig;
@@ -170,7 +177,8 @@ static void *vcpu_thread(void *arg)
 	while (!vm_is_stopping(vcpu->vm)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				vcpu->run->immediate_exit = 0;
+				/* Atomic with the kicker's store: a kick is never lost, so the stop is seen. */
+				__atomic_exchange_n(&vcpu->run->immediate_exit, 0, __ATOMIC_ACQ_REL);
 				continue;
 			}
 			char what[64];
@@ -186,31 +194,41 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *vcpu)
 {
-	int err = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	int err;
 
+	pthread_mutex_lock(&vcpu_threads_lock);
+	err = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	vcpu->started = !err;
+	pthread_mutex_unlock(&vcpu_threads_lock);
 	if (err) {
 		log_error("cannot start vCPU %u thread: %s", vcpu->id, strerror(err));
 		return -1;
 	}
-	vcpu->started = true;
 	return 0;
 }
 
 void vcpu_kick(struct vcpu *vcpu)
 {
-	if (!vcpu->started || !vcpu->run)
-		return;
-	/* immediate_exit covers a kick that lands just before KVM_RUN. */
-	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_RELEASE);
-	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+	pthread_mutex_lock(&vcpu_threads_lock);
+	if (vcpu->started && vcpu->run) {
+		/* immediate_exit covers a kick that lands just before KVM_RUN. */
+		__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_RELEASE);
+		pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+	}
+	pthread_mutex_unlock(&vcpu_threads_lock);
 }
 
 void vcpu_join(struct vcpu *vcpu)
 {
-	if (!vcpu->started)
-		return;
-	pthread_join(vcpu->thread, NULL);
+	bool started;
+
+	/* Not started any more before the join: no kick may reach a joined thread. */
+	pthread_mutex_lock(&vcpu_threads_lock);
+	started = vcpu->started;
 	vcpu->started = false;
+	pthread_mutex_unlock(&vcpu_threads_lock);
+	if (started)
+		pthread_join(vcpu->thread, NULL);
 }
 
 void vcpu_dump_state(struct vcpu *vcpu)

@@ -564,6 +564,38 @@ static void type_and_wait(void *arg)
 	usleep(20 * 1000);	/* let the help text land */
 }
 
+/*
+ * A console on a new pseudo-terminal's slave side (its settings before, in
+ * *orig if asked), output into the pipe out[], input to r, quit counted in r.
+ */
+static struct console *pty_console_start(struct receiver *r, int *master, int *slave, int out[2],
+					 struct termios *orig)
+{
+	struct console *c;
+
+	assert_int_equal(openpty(master, slave, NULL, NULL, NULL), 0);
+	if (orig)
+		assert_int_equal(tcgetattr(*slave, orig), 0);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	c = console_open_fds(CONSOLE_STDIO, *slave, out[1]);
+	assert_non_null(c);
+	console_set_input(c, receive, r);
+	console_set_quit_handler(c, on_quit, r);
+	assert_int_equal(console_start(c), 0);
+	return c;
+}
+
+static void pty_console_close(struct console *c, struct receiver *r, int master, int slave,
+			      int out[2])
+{
+	console_close(c);
+	close(master);
+	close(slave);
+	close(out[0]);
+	close(out[1]);
+	pthread_mutex_destroy(&r->lock);
+}
+
 static void test_pty_raw_mode_and_escapes(void **state)
 {
 	struct receiver r;
@@ -573,17 +605,9 @@ static void test_pty_raw_mode_and_escapes(void **state)
 	struct console *c;
 
 	receiver_init(&r, true, SIZE_MAX);
-	assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
-	assert_int_equal(tcgetattr(slave, &orig), 0);
+	c = pty_console_start(&r, &master, &slave, out, &orig);
 	assert_true(orig.c_lflag & ICANON);
 	assert_true(orig.c_lflag & ECHO);
-	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-
-	c = console_open_fds(CONSOLE_STDIO, slave, out[1]);
-	assert_non_null(c);
-	console_set_input(c, receive, &r);
-	console_set_quit_handler(c, on_quit, &r);
-	assert_int_equal(console_start(c), 0);
 
 	/* Raw while running: no line editing, echo, signals or output processing. */
 	assert_int_equal(tcgetattr(slave, &now), 0);
@@ -626,12 +650,53 @@ static void test_pty_raw_mode_and_escapes(void **state)
 	assert_memory_equal(now.c_cc, orig.c_cc, sizeof(orig.c_cc));
 	with_stderr_captured(log_line, "cooked", err, sizeof(err));
 	assert_string_equal(err, "bootvm: cooked\n");
-	console_close(c);
-	close(master);
-	close(slave);
-	close(out[0]);
-	close(out[1]);
-	pthread_mutex_destroy(&r.lock);
+	pty_console_close(c, &r, master, slave, out);
+}
+
+/* A guest that never reads its console cannot trap the user: Ctrl-A x still quits. */
+struct stuck_typing {
+	int master;
+	struct receiver *r;
+	double quit_after_ms;
+};
+
+static void type_into_stuck_guest(void *arg)
+{
+	struct stuck_typing *t = arg;
+	char keys[600];
+
+	/* More than the input buffer holds, so some keys are dropped (and said so). */
+	memset(keys, 'k', sizeof(keys));
+	assert_int_equal(write(t->master, keys, sizeof(keys)), (ssize_t)sizeof(keys));
+	double t0 = helper_now_ms();
+	assert_int_equal(write(t->master, "\x01x", 2), 2);
+	while (RCV(t->r, quits) == 0) {
+		assert_true(helper_now_ms() - t0 < 5000);
+		usleep(1000);
+	}
+	t->quit_after_ms = helper_now_ms() - t0;
+	usleep(20 * 1000);	/* let the warning land */
+}
+
+static void test_pty_escape_with_stuck_guest(void **state)
+{
+	struct receiver r;
+	int master, slave, out[2];
+	char err[512];
+	struct console *c;
+
+	receiver_init(&r, false, SIZE_MAX);	/* takes nothing, ever */
+	c = pty_console_start(&r, &master, &slave, out, NULL);
+
+	struct stuck_typing t = { master, &r, 0 };
+	with_stderr_captured(type_into_stuck_guest, &t, err, sizeof(err));
+	assert_int_equal(RCV(&r, quits), 1);
+	assert_true(t.quit_after_ms < 3000);
+	assert_int_equal(RCV(&r, len), 0);
+	assert_non_null(strstr(err, "not reading its console"));
+	assert_non_null(strstr(err, "\r\n"));
+
+	pty_console_close(c, &r, master, slave, out);
 }
 
 /* A crash while in raw mode still gives the terminal back. */
@@ -702,6 +767,7 @@ int main(void)
 		cmocka_unit_test(test_input_pipe_and_eof),
 		cmocka_unit_test(test_input_backpressure),
 		cmocka_unit_test(test_pty_raw_mode_and_escapes),
+		cmocka_unit_test(test_pty_escape_with_stuck_guest),
 		cmocka_unit_test(test_pty_restored_on_abort),
 	};
 
