@@ -141,7 +141,6 @@ _Static_assert(offsetof(struct acpi_fadt, hypervisor_vendor_id) == 268, "FADT hy
 
 /* IA-PC boot architecture flags (ACPI 6.3 table 5-36). */
 #define ACPI_FADT_BOOT_LEGACY_DEVICES	(1U << 0)	/* ISA devices: COM1, i8042 */
-#define ACPI_FADT_BOOT_8042		(1U << 1)
 #define ACPI_FADT_BOOT_VGA_NOT_PRESENT	(1U << 2)
 #define ACPI_FADT_BOOT_CMOS_RTC_NOT_PRESENT (1U << 5)
 
@@ -423,7 +422,12 @@ static void acpi_write_fadt(uint8_t *buf, const struct acpi_layout *l, uint64_t 
 	f.p_lvl3_lat = ACPI_FADT_NO_C3_LATENCY;
 	f.century = 0;			/* no CMOS RTC */
 
-	f.iapc_boot_arch = ACPI_FADT_BOOT_LEGACY_DEVICES | ACPI_FADT_BOOT_8042 |
+	/*
+	 * No 8042 flag: only the i8042's reset command is there, and with the
+	 * flag Linux's i8042 driver probes the controller and waits 0.5 s for a
+	 * reply that never comes. Resetting through port 0x64 works without it.
+	 */
+	f.iapc_boot_arch = ACPI_FADT_BOOT_LEGACY_DEVICES |
 			   ACPI_FADT_BOOT_VGA_NOT_PRESENT | ACPI_FADT_BOOT_CMOS_RTC_NOT_PRESENT;
 	f.flags = ACPI_FADT_F_WBINVD | ACPI_FADT_F_PROC_C1 | ACPI_FADT_F_PWR_BUTTON |
 		  ACPI_FADT_F_SLP_BUTTON | ACPI_FADT_F_FIX_RTC | ACPI_FADT_F_RESET_REG_SUP;
