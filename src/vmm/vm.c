@@ -319,7 +319,12 @@ int vm_irq_line(struct vm *vm, unsigned int gsi, int level)
 	struct kvm_irq_level irq = { .irq = gsi, .level = level };
 
 	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0) {
-		log_warn("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
+		/* Devices raise lines on guest accesses: say it once, not per access. */
+		static bool warned;
+
+		if (!__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
+			log_warn("KVM_IRQ_LINE %u: %s (further failures not reported)",
+				 gsi, strerror(errno));
 		return -1;
 	}
 	return 0;
