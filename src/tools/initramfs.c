@@ -106,6 +106,7 @@ struct node {
 	enum node_kind kind;
 	uint32_t mode, uid, gid, mtime;
 	uint32_t rmajor, rminor;
+	size_t path_len;	/* of its path in the archive */
 	char *host_path;	/* NODE_HOST_FILE */
 	uint64_t size;		/* file size, or symlink target length */
 	unsigned char *data;	/* NODE_MEM_FILE contents, NODE_SYMLINK target */
@@ -168,12 +169,24 @@ static size_t node_find(const struct node *dir, const char *name, bool *found)
 	return lo;
 }
 
+/*
+ * A new child of dir at pos; NULL with errno ENAMETOOLONG if its path would be
+ * longer than the kernel's unpacker takes (write_walk() refuses those anyway;
+ * refusing here also bounds the tree's depth, which the walks recurse on).
+ */
 static struct node *node_insert(struct node *dir, size_t pos, const char *name)
 {
-	struct node *n = calloc(1, sizeof(*n));
+	size_t path_len = (dir->parent ? dir->path_len + 1 : 0) + strlen(name);
+	struct node *n;
 
+	if (path_len >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	n = calloc(1, sizeof(*n));
 	if (!n || !(n->name = strdup(name)))
 		goto err_free;
+	n->path_len = path_len;
 	if (dir->nkids == dir->kids_cap) {
 		size_t cap = dir->kids_cap ? dir->kids_cap * 2 : 8;
 		struct node **k = realloc(dir->kids, cap * sizeof(*k));
@@ -192,7 +205,18 @@ err_free:
 	if (n)
 		free(n->name);
 	free(n);
+	errno = ENOMEM;
 	return NULL;
+}
+
+/* Why node_insert() failed, for the entry `what`. */
+static void log_insert_error(const char *what)
+{
+	if (errno == ENAMETOOLONG)
+		log_error("cannot add '%s' to the archive: its path there is too long for the "
+			  "kernel's unpacker", what);
+	else
+		log_nomem(what);
 }
 
 static void node_set_generated(struct tree *t, struct node *n, enum node_kind kind, uint32_t mode)
@@ -203,13 +227,19 @@ static void node_set_generated(struct tree *t, struct node *n, enum node_kind ki
 	n->mtime = t->gen_mtime;
 }
 
+/* Symlinks one lookup may follow, nested or one after another: Linux's MAXSYMLINKS. */
+#define TREE_MAX_SYMLINKS 40
+
 /*
  * The directory at path (relative to start), creating missing directories
  * and following symlinks already in the tree, as the guest will. what names
- * the entry being added, for errors.
+ * the entry being added, for errors. *follows counts the symlinks followed
+ * so far in this lookup: a budget for all of them, not a nesting depth, or
+ * links whose targets go through other links many times would take
+ * exponential time.
  */
-static struct node *tree_dir(struct tree *t, struct node *start, const char *path, int depth,
-			     const char *what)
+static struct node *tree_dir(struct tree *t, struct node *start, const char *path,
+			     unsigned int *follows, const char *what)
 {
 	struct node *cur = start;
 	char *copy = strdup(path), *save = NULL;
@@ -234,7 +264,7 @@ static struct node *tree_dir(struct tree *t, struct node *start, const char *pat
 		if (!found) {
 			n = node_insert(cur, pos, c);
 			if (!n) {
-				log_nomem(what);
+				log_insert_error(what);
 				goto err_free;
 			}
 			node_set_generated(t, n, NODE_DIR, S_IFDIR | 0755);
@@ -244,9 +274,10 @@ static struct node *tree_dir(struct tree *t, struct node *start, const char *pat
 		n = cur->kids[pos];
 		if (n->kind == NODE_DIR) {
 			cur = n;
-		} else if (n->kind == NODE_SYMLINK && depth < 16) {
+		} else if (n->kind == NODE_SYMLINK && *follows < TREE_MAX_SYMLINKS) {
+			++*follows;
 			cur = tree_dir(t, n->data[0] == '/' ? &t->root : cur, (const char *)n->data,
-				       depth + 1, what);
+				       follows, what);
 			if (!cur)
 				goto err_free;
 		} else {
@@ -283,7 +314,8 @@ static int tree_put(struct tree *t, const char *path, enum node_kind kind, bool 
 			log_nomem(path);
 			return -1;
 		}
-		dir = tree_dir(t, &t->root, parent, 0, path);
+		unsigned int follows = 0;
+		dir = tree_dir(t, &t->root, parent, &follows, path);
 		free(parent);
 		if (!dir)
 			return -1;
@@ -301,7 +333,7 @@ static int tree_put(struct tree *t, const char *path, enum node_kind kind, bool 
 	}
 	*out = node_insert(dir, pos, base);
 	if (!*out) {
-		log_nomem(path);
+		log_insert_error(path);
 		return -1;
 	}
 	(*out)->kind = kind;
@@ -441,19 +473,23 @@ static int add_host(struct tree *t, const char *host, const char *dest, const st
 		n->multi_link = st->st_nlink > 1;
 		return 0;
 	case NODE_SYMLINK: {
-		char target[PATH_MAX + 1];
-		ssize_t len = readlink(host, target, sizeof(target));
-		if (len < 0 || len > PATH_MAX) {
-			log_error("cannot read symlink '%s': %s", host,
-				  len < 0 ? strerror(errno) : "target too long");
-			return -1;
-		}
-		if (!(n->data = malloc((size_t)len + 1))) {
+		/* On the heap: this function recurses once per directory level. */
+		char *target = malloc(PATH_MAX + 1);
+		if (!target) {
 			log_nomem(host);
 			return -1;
 		}
-		memcpy(n->data, target, (size_t)len);
-		n->data[len] = 0;
+		ssize_t len = readlink(host, target, PATH_MAX + 1);
+		if (len < 0 || len > PATH_MAX) {
+			log_error("cannot read symlink '%s': %s", host,
+				  len < 0 ? strerror(errno) : "target too long");
+			free(target);
+			return -1;
+		}
+		target[len] = 0;
+		n->data = realloc(target, (size_t)len + 1);
+		if (!n->data)
+			n->data = (unsigned char *)target;
 		n->size = (uint64_t)len;
 		return 0;
 	}
@@ -1076,16 +1112,67 @@ static struct moddep *modtab_by_path(struct modtab *t, const char *path)
 	return r ? *r : NULL;
 }
 
-/* A modules.dep path, relative to dir (absolute ones must be under it). */
+/* Whether path has a ".." component. */
+static bool path_has_dotdot(const char *p)
+{
+	for (;;) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		if (!p[n])
+			return false;
+		p += n + 1;
+	}
+}
+
+/*
+ * A modules.dep path, relative to dir (absolute ones must be under it). A
+ * ".." would reach outside dir, and put the file outside lib/modules/VERSION
+ * in the archive: EXDEV as for an absolute path elsewhere.
+ */
 static char *modpath_relative(const char *dir, const char *p)
 {
 	size_t dl = strlen(dir);
 
-	if (*p != '/')
-		return strdup(p);
-	if (!strncmp(p, dir, dl) && p[dl] == '/' && p[dl + 1])
-		return strdup(p + dl + 1);
-	errno = EXDEV;
+	if (*p == '/') {
+		if (strncmp(p, dir, dl) || p[dl] != '/' || !p[dl + 1]) {
+			errno = EXDEV;
+			return NULL;
+		}
+		p += dl + 1;
+	}
+	if (path_has_dotdot(p)) {
+		errno = EXDEV;
+		return NULL;
+	}
+	return strdup(p);
+}
+
+/*
+ * fopen(path, "re") for a regular file only; else NULL and *why. fopen()
+ * itself would wait for ever on a FIFO for a writer.
+ */
+static FILE *fopen_regular(const char *path, const char **why)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), flags;
+	struct stat st;
+	FILE *f;
+
+	if (fd < 0) {
+		*why = strerror(errno);
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		*why = strerror(errno);
+	} else if (!S_ISREG(st.st_mode)) {
+		*why = "not a regular file";
+	} else if ((flags = fcntl(fd, F_GETFL)) < 0 ||
+		   fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 || !(f = fdopen(fd, "r"))) {
+		*why = strerror(errno);
+	} else {
+		return f;
+	}
+	close(fd);
 	return NULL;
 }
 
@@ -1100,9 +1187,10 @@ static int modtab_load(struct modtab *t, const char *dir)
 		log_nomem(dir);
 		return -1;
 	}
-	f = fopen(file, "re");
+	const char *why;
+	f = fopen_regular(file, &why);
 	if (!f) {
-		log_error("cannot read '%s': %s", file, strerror(errno));
+		log_error("cannot read '%s': %s", file, why);
 		free(file);
 		return -1;
 	}
@@ -1186,7 +1274,8 @@ static bool module_builtin(const char *dir, const char *name)
 	char *file = path_join(dir, "modules.builtin"), *line = NULL;
 	size_t cap = 0;
 	bool found = false;
-	FILE *f = file ? fopen(file, "re") : NULL;
+	const char *why;
+	FILE *f = file ? fopen_regular(file, &why) : NULL;
 
 	free(file);
 	if (!f)
@@ -1202,32 +1291,23 @@ static bool module_builtin(const char *dir, const char *name)
 	return found;
 }
 
+/* A module being visited, and how many of its dependencies are still to visit. */
+struct resolve_frame {
+	struct moddep *m;
+	size_t left;
+};
+
 struct resolve {
 	const char *file;	/* modules.dep, for errors */
 	struct modtab *tab;
 	struct initramfs_modules *out;
+	struct resolve_frame *stack;	/* room for every module: each is on it at most once */
 };
 
-/* Depth-first, dependencies before the module; a cycle is cut where it closes. */
-static int resolve_visit(struct resolve *r, struct moddep *m)
+/* Append m, whose dependencies are all in already, to the result. */
+static int resolve_emit(struct resolve *r, const struct moddep *m)
 {
 	struct strbuf line = { 0 };
-
-	if (m->state)
-		return 0;
-	m->state = 1;
-	/* modprobe loads a module's modules.dep list from its end. */
-	for (size_t i = m->ndeps; i-- > 0;) {
-		struct moddep *d = modtab_by_path(r->tab, m->deps[i]);
-		if (!d) {
-			log_error("%s: '%s' needs '%s', which has no line of its own", r->file,
-				  m->path, m->deps[i]);
-			return -1;
-		}
-		if (resolve_visit(r, d) < 0)
-			return -1;
-	}
-	m->state = 2;
 
 	/* This module's line in the archive's modules.dep, with plain .ko names. */
 	sb_addn(&line, m->path, module_plain_len(m->path));
@@ -1246,6 +1326,45 @@ static int resolve_visit(struct resolve *r, struct moddep *m)
 	r->out->paths[r->out->count] = path;
 	r->out->deps_lines[r->out->count] = line.s;
 	r->out->count++;
+	return 0;
+}
+
+/*
+ * Depth-first, dependencies before the module; a cycle is cut where it
+ * closes. With a stack of our own: a modules.dep chain may be as long as the
+ * file, too deep for recursion.
+ */
+static int resolve_visit(struct resolve *r, struct moddep *m)
+{
+	size_t sp = 0;
+
+	if (m->state)
+		return 0;
+	m->state = 1;
+	r->stack[sp++] = (struct resolve_frame){ m, m->ndeps };
+	while (sp) {
+		struct resolve_frame *f = &r->stack[sp - 1];
+
+		if (!f->left) {
+			f->m->state = 2;
+			if (resolve_emit(r, f->m) < 0)
+				return -1;
+			sp--;
+			continue;
+		}
+		/* modprobe loads a module's modules.dep list from its end. */
+		const char *dep = f->m->deps[--f->left];
+		struct moddep *d = modtab_by_path(r->tab, dep);
+		if (!d) {
+			log_error("%s: '%s' needs '%s', which has no line of its own", r->file,
+				  f->m->path, dep);
+			return -1;
+		}
+		if (!d->state) {
+			d->state = 1;
+			r->stack[sp++] = (struct resolve_frame){ d, d->ndeps };
+		}
+	}
 	return 0;
 }
 
@@ -1275,7 +1394,8 @@ int initramfs_resolve_modules(const char *moddir, const char *const *names, size
 		goto err;
 	out->paths = calloc(tab.n + 1, sizeof(*out->paths));
 	out->deps_lines = calloc(tab.n + 1, sizeof(*out->deps_lines));
-	if (!out->paths || !out->deps_lines) {
+	r.stack = calloc(tab.n + 1, sizeof(*r.stack));
+	if (!out->paths || !out->deps_lines || !r.stack) {
 		log_nomem(file);
 		goto err;
 	}
@@ -1304,11 +1424,13 @@ int initramfs_resolve_modules(const char *moddir, const char *const *names, size
 		if (resolve_visit(&r, m) < 0)
 			goto err;
 	}
+	free(r.stack);
 	modtab_free(&tab);
 	free(file);
 	return 0;
 
 err:
+	free(r.stack);
 	modtab_free(&tab);
 	free(file);
 	initramfs_modules_free(out);

@@ -9,15 +9,12 @@
 
 #include "util/log.h"
 
-int file_map(const char *path, const char *what, struct file_map *fm)
+int file_open(const char *path, const char *what, uint64_t *size)
 {
 	struct stat st;
-	int fd;
+	/* O_NONBLOCK: opening a FIFO would otherwise wait for a writer, for ever. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
-	fm->data = NULL;
-	fm->size = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		log_error("cannot open %s '%s': %s", what, path, strerror(errno));
 		return -1;
@@ -30,14 +27,39 @@ int file_map(const char *path, const char *what, struct file_map *fm)
 		log_error("%s '%s' is not a regular file", what, path);
 		goto err_close;
 	}
-	if (st.st_size > 0) {
-		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	/* Back to ordinary reads, whatever a file system makes of O_NONBLOCK. */
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+		log_error("cannot open %s '%s': %s", what, path, strerror(errno));
+		goto err_close;
+	}
+	*size = (uint64_t)st.st_size;
+	return fd;
+
+err_close:
+	close(fd);
+	return -1;
+}
+
+int file_map(const char *path, const char *what, struct file_map *fm)
+{
+	uint64_t size;
+	int fd;
+
+	fm->data = NULL;
+	fm->size = 0;
+
+	fd = file_open(path, what, &size);
+	if (fd < 0)
+		return -1;
+	if (size > 0) {
+		void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (p == MAP_FAILED) {
 			log_error("cannot map %s '%s': %s", what, path, strerror(errno));
 			goto err_close;
 		}
 		fm->data = p;
-		fm->size = (size_t)st.st_size;
+		fm->size = (size_t)size;
 	}
 	close(fd);
 	return 0;

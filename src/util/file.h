@@ -10,6 +10,14 @@ struct file_map {
 };
 
 /*
+ * Open path read-only if it is a regular file, and learn its size. A FIFO or
+ * a device is refused without blocking in open() or becoming the controlling
+ * terminal. On failure logs one line naming `what` (e.g. "initrd"), the path
+ * and the reason, and returns -1; else returns the descriptor.
+ */
+int file_open(const char *path, const char *what, uint64_t *size);
+
+/*
  * Map path read-only. On failure logs one line naming `what` (e.g.
  * "kernel"), the path and the reason, and returns -1.
  */

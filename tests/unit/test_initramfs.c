@@ -770,6 +770,135 @@ static void test_own_init(void **state)
 	helper_tmpdir_remove(t);
 }
 
+/* initramfs_build() in this process with its log captured; its return value. */
+static int build_captured(const struct initramfs_options *opt, struct helper_log *cap)
+{
+	memset(cap, 0, sizeof(*cap));
+	log_set_sink(helper_log_sink, cap);
+	int ret = initramfs_build(opt);
+	log_set_sink(NULL, NULL);
+	return ret;
+}
+
+/* A symlink at dir/name to target. */
+static void put_symlink(const char *dir, const char *name, const char *target)
+{
+	char *p = helper_asprintf("%s/%s", dir, name);
+
+	assert_int_equal(symlink(target, p), 0);
+	free(p);
+}
+
+/* n components "name/name/.../name", then "/" and tail if not NULL (free it). */
+static char *repeat_path(const char *head, const char *name, size_t n)
+{
+	size_t len = strlen(head) + n * (strlen(name) + 1) + 1, at = 0;
+	char *s = malloc(len);
+
+	assert_non_null(s);
+	at += (size_t)snprintf(s, len, "%s", head);
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)snprintf(s + at, len - at, "%s%s", at ? "/" : "", name);
+	return s;
+}
+
+/*
+ * Hostile trees: symlinks whose targets go through other symlinks many times
+ * (resolution took exponential time: a hang), paths made deeper than the
+ * kernel's unpacker takes by symlinks (the tree's walks recursed on them),
+ * and a host directory as deep as a path allows.
+ */
+static void test_hostile_tree(void **state)
+{
+	char *t = helper_tmpdir("initramfs"), *d = helper_asprintf("%s/d", t), *p;
+	char *out = helper_asprintf("%s/out.cpio", t), *f = helper_asprintf("%s/f", t);
+	char *add = NULL;
+	struct helper_log cap;
+	struct archive *a;
+
+	xmkdir(d, 0755);
+	write_str(f, "f\n", 0644);
+	/* s0 -> ., s(k) -> 8 x s(k-1): s14 is 8^14 links deep, all resolving to "." */
+	put_symlink(d, "s0", ".");
+	for (int k = 1; k <= 14; k++) {
+		char name[8], prev[8];
+		snprintf(name, sizeof(name), "s%d", k);
+		snprintf(prev, sizeof(prev), "s%d", k - 1);
+		p = repeat_path("", prev, 8);
+		put_symlink(d, name, p);
+		free(p);
+	}
+	/* A few links through links is fine: t2/y is y at the top (7 links). */
+	put_symlink(d, "t0", ".");
+	put_symlink(d, "t1", "t0/t0");
+	put_symlink(d, "t2", "t1/t1");
+	add = helper_asprintf("%s:t2/y", f);
+	struct initramfs_add adds[2];
+	assert_int_equal(initramfs_parse_add(add, &adds[0]), 0);
+	struct initramfs_options opt = { .output = out, .dir = d, .compress = CPIO_COMPRESS_NONE,
+					 .adds = adds, .nr_adds = 1 };
+	assert_int_equal(build_captured(&opt, &cap), 0);
+	assert_int_equal(cap.errors, 0);
+	a = archive_open(out);
+	assert_memory_equal(archive_get(a, "y")->data, "f\n", 2);
+	archive_free(a);
+	free(add);
+
+	/* Linux follows 40 links in one lookup; so does the tree, in time. */
+	alarm(60);
+	add = helper_asprintf("%s:s14/x", f);
+	assert_int_equal(initramfs_parse_add(add, &adds[0]), 0);
+	assert_int_equal(build_captured(&opt, &cap), -1);
+	alarm(0);
+	assert_int_equal(cap.errors, 1);
+	assert_non_null(strstr(cap.last_error, "cannot add 's14/x' to the archive: 's"));
+	assert_non_null(strstr(cap.last_error, "(symlink loop)"));
+	free(add);
+
+	/*
+	 * l1 -> l2/a/a/.../a, ..., l40 -> a/a/.../a, each 2000 levels: 80000
+	 * levels through 40 links, refused at the kernel's PATH_MAX.
+	 */
+	for (int i = 1; i <= 40; i++) {
+		char name[8], next[8];
+		snprintf(name, sizeof(name), "l%d", i);
+		snprintf(next, sizeof(next), "l%d", i + 1);
+		p = repeat_path(i < 40 ? next : "", "a", 2000);
+		put_symlink(d, name, p);
+		free(p);
+	}
+	add = helper_asprintf("%s:l1/x", f);
+	assert_int_equal(initramfs_parse_add(add, &adds[0]), 0);
+	assert_int_equal(build_captured(&opt, &cap), -1);
+	assert_int_equal(cap.errors, 1);
+	assert_non_null(strstr(cap.last_error, "cannot add 'l1/x' to the archive: its path there is "
+					       "too long for the kernel's unpacker"));
+	free(add);
+	assert_int_equal(helper_shell("rm -r '%s'", d), 0);
+
+	/* A host directory 2000 levels deep packs (one stack frame per level). */
+	xmkdir(d, 0755);
+	p = repeat_path(d, "d", 2000);
+	assert_int_equal(helper_shell("mkdir -p '%s' && echo deep > '%s/f'", p, p), 0);
+	free(p);
+	opt.nr_adds = 0;
+	assert_int_equal(build_captured(&opt, &cap), 0);
+	assert_int_equal(cap.errors, 0);
+	a = archive_open(out);
+	assert_int_equal(a->n, 2001);
+	p = repeat_path("", "d", 2000);
+	char *deep = helper_asprintf("%s/f", p);
+	assert_memory_equal(archive_get(a, deep)->data, "deep\n", 5);
+	free(deep);
+	free(p);
+	archive_free(a);
+
+	free(f);
+	free(out);
+	free(d);
+	helper_tmpdir_remove(t);
+}
+
 /* ------------------------------------------------------------------------
  * busybox
  */
@@ -1031,6 +1160,132 @@ static void test_modules_resolve_fake(void **state)
 	free(p);
 
 	log_set_sink(NULL, NULL);
+	free(m);
+	helper_tmpdir_remove(t);
+}
+
+/* Resolving names in a modules directory whose modules.dep is text; one error or 0. */
+static int resolve_dep(const char *m, const char *dep, const char *name,
+		       struct initramfs_modules *r, struct helper_log *cap)
+{
+	char *p = helper_asprintf("%s/modules.dep", m);
+
+	unlink(p);
+	write_str(p, dep, 0644);
+	free(p);
+	memset(cap, 0, sizeof(*cap));
+	log_set_sink(helper_log_sink, cap);
+	int ret = initramfs_resolve_modules(m, (const char *[]){ name }, 1, r);
+	log_set_sink(NULL, NULL);
+	if (ret < 0 && cap->errors != 1)
+		fail_msg("%d errors, last: %s", cap->errors, cap->last_error);
+	return ret;
+}
+
+/*
+ * Hostile modules directories: ".." in modules.dep (the file was read from
+ * outside the directory and put outside lib/modules/VERSION in the archive,
+ * e.g. at /bin/true), a dependency chain as long as the file (the resolver
+ * recursed on it, and overflowed the stack), FIFOs (opening one waited for a
+ * writer for ever).
+ */
+static void test_modules_hostile(void **state)
+{
+	char *t = helper_tmpdir("initramfs"), *m = make_fake_modules(t), *p, *dep;
+	struct initramfs_modules r;
+	struct helper_log cap;
+
+	/* ".." anywhere in a path, relative or absolute, as module or dependency. */
+	char *real = realpath(m, NULL);
+	assert_non_null(real);
+	const char *dotdot[] = {
+		"kernel/../../../../../../../../../bin/true:\n",
+		"../true:\n",
+		"kernel/sub/../../../../true.ko:\n",
+		"kernel/..:\n",
+		NULL,
+	};
+	for (const char *const *l = dotdot; *l; l++) {
+		const char *name = strstr(*l, "true") ? "true" : "..";
+		assert_int_equal(resolve_dep(m, *l, name, &r, &cap), -1);
+		if (!strstr(cap.last_error, "modules.dep:1: '") || !strstr(cap.last_error, "' is outside "))
+			fail_msg("%s: %s", *l, cap.last_error);
+	}
+	dep = helper_asprintf("%s/../../../../../../../../bin/true:\n", real);
+	assert_int_equal(resolve_dep(m, dep, "true", &r, &cap), -1);
+	assert_non_null(strstr(cap.last_error, "' is outside "));
+	free(dep);
+	assert_int_equal(resolve_dep(m, "kernel/a.ko: kernel/../../../../../../bin/true\n", "a", &r,
+				     &cap), -1);
+	assert_non_null(strstr(cap.last_error, "modules.dep:1: 'kernel/../../../../../../bin/true' "
+					       "is outside "));
+	/* Names that only look like "..". */
+	assert_int_equal(resolve_dep(m, "kernel/..a/b...ko: kernel/.../a.ko\nkernel/.../a.ko:\n",
+				     "b..", &r, &cap), 0);
+	assert_int_equal(r.count, 2);
+	assert_string_equal(r.paths[0], "kernel/.../a.ko");
+	assert_string_equal(r.paths[1], "kernel/..a/b...ko");
+	initramfs_modules_free(&r);
+	dep = helper_asprintf("%s/kernel/a.ko:\n", real);
+	assert_int_equal(resolve_dep(m, dep, "a", &r, &cap), 0);
+	assert_string_equal(r.paths[0], "kernel/a.ko");
+	initramfs_modules_free(&r);
+	free(dep);
+
+	/* A chain of 300000 modules, each needing the next: all of them, the last first. */
+	enum { CHAIN = 300000 };
+	size_t cap_len = (size_t)CHAIN * 48, len = 0;
+	char *chain = malloc(cap_len);
+	assert_non_null(chain);
+	for (unsigned int i = 0; i < CHAIN; i++) {
+		if (i + 1 < CHAIN)
+			len += (size_t)snprintf(chain + len, cap_len - len,
+						"kernel/m%u.ko: kernel/m%u.ko\n", i, i + 1);
+		else
+			len += (size_t)snprintf(chain + len, cap_len - len, "kernel/m%u.ko:\n", i);
+	}
+	assert_int_equal(resolve_dep(m, chain, "m0", &r, &cap), 0);
+	free(chain);
+	assert_int_equal(r.count, CHAIN);
+	assert_string_equal(r.paths[0], "kernel/m299999.ko");
+	assert_string_equal(r.paths[CHAIN - 1], "kernel/m0.ko");
+	assert_string_equal(r.deps_lines[CHAIN - 1], "kernel/m0.ko: kernel/m1.ko");
+	initramfs_modules_free(&r);
+
+	/* FIFOs: refused or passed over, at once. */
+	alarm(30);
+	p = helper_asprintf("%s/modules.dep", m);
+	unlink(p);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	memset(&cap, 0, sizeof(cap));
+	log_set_sink(helper_log_sink, &cap);
+	assert_int_equal(initramfs_resolve_modules(m, (const char *[]){ "a" }, 1, &r), -1);
+	assert_int_equal(cap.errors, 1);
+	assert_non_null(strstr(cap.last_error, "modules.dep': not a regular file"));
+	unlink(p);
+	write_str(p, "kernel/a.ko:\nkernel/fifo.ko:\n", 0644);
+	free(p);
+	p = helper_asprintf("%s/modules.builtin", m);
+	unlink(p);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	free(p);
+	memset(&cap, 0, sizeof(cap));
+	assert_int_equal(initramfs_resolve_modules(m, (const char *[]){ "nosuch" }, 1, &r), -1);
+	assert_int_equal(cap.errors, 1);
+	assert_non_null(strstr(cap.last_error, "module 'nosuch' not found in "));
+	p = helper_asprintf("%s/kernel/fifo.ko", m);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	unsigned char *data;
+	size_t size;
+	memset(&cap, 0, sizeof(cap));
+	assert_int_equal(initramfs_read_module(p, &data, &size), -1);
+	assert_int_equal(cap.errors, 1);
+	assert_non_null(strstr(cap.last_error, "fifo.ko' is not a regular file"));
+	free(p);
+	log_set_sink(NULL, NULL);
+	alarm(0);
+
+	free(real);
 	free(m);
 	helper_tmpdir_remove(t);
 }
@@ -1472,10 +1727,12 @@ int main(void)
 		cmocka_unit_test(test_reproducible),
 		cmocka_unit_test(test_add),
 		cmocka_unit_test(test_own_init),
+		cmocka_unit_test(test_hostile_tree),
 		cmocka_unit_test(test_busybox),
 		cmocka_unit_test(test_busybox_init_runs),
 		cmocka_unit_test(test_modules_resolve_fake),
 		cmocka_unit_test(test_modules_cli_fake),
+		cmocka_unit_test(test_modules_hostile),
 		cmocka_unit_test(test_modules_real),
 		cmocka_unit_test(test_modules_real_compressed),
 		cmocka_unit_test(test_cli_errors),

@@ -736,6 +736,35 @@ static void test_initrd_rejects(void **state)
 	env_destroy(&e);
 }
 
+/*
+ * A FIFO as the kernel or the initrd is refused at once: open() must not wait
+ * for a writer (it did, for ever, and SIGTERM did not end it). The alarm
+ * turns such a hang into a failure here.
+ */
+static void test_not_regular_files(void **state)
+{
+	struct env e;
+	struct tbz b = tbz_default();
+	const char *kernel = bz_file("bz-fifo", &b);
+	const char *fifo = tmp_path("fifo");
+
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	env_init(&e, 64 * MIB);
+	alarm(30);
+	expect_error(&e, fifo, "fifo", "kernel '");
+	assert_non_null(strstr(logs.last_error, "is not a regular file"));
+	e.cfg.initrd_path = fifo;
+	expect_error(&e, kernel, "fifo", "initrd '");
+	assert_non_null(strstr(logs.last_error, "is not a regular file"));
+	/* A device: refused, never mapped or read. */
+	expect_error(&e, "/dev/zero", "/dev/zero", "kernel '/dev/zero' is not a regular file");
+	e.cfg.initrd_path = "/dev/zero";
+	expect_error(&e, kernel, "/dev/zero", "initrd '/dev/zero' is not a regular file");
+	alarm(0);
+	assert_int_equal(unlink(fifo), 0);
+	env_destroy(&e);
+}
+
 /* ---- ELF ---- */
 
 static void test_elf_pvh(void **state)
@@ -943,6 +972,70 @@ static void test_elf_rejects_notes(void **state)
 		assert_int_equal(e.plan.entry_addr, cases[i].entry);
 	}
 	env_destroy(&e);
+}
+
+/*
+ * Note segments may not bring more bytes than the file has: 65534 PT_NOTE
+ * headers over the same 4 MiB of 12-byte notes took minutes to scan (hours
+ * for a larger file). Two separate note segments, the PVH note in the
+ * second, still load.
+ */
+static void test_elf_notes_overlap(void **state)
+{
+	enum { NR_PH = 65535 };
+	const uint64_t notes_len = 4 * MIB;
+	size_t notes_off = sizeof(Elf64_Ehdr) + NR_PH * sizeof(Elf64_Phdr);
+	size_t size = notes_off + notes_len + TELF_FILESZ;
+	uint8_t *f = calloc(1, size);
+	struct telf t = telf_standard(false);
+	struct env e;
+
+	assert_non_null(f);
+	t.nr = 1;
+	size_t small;
+	uint8_t *base = elf_build(&t, &small);
+	memcpy(f, base, sizeof(Elf64_Ehdr));
+	free(base);
+	Elf64_Ehdr eh;
+	memcpy(&eh, f, sizeof(eh));
+	eh.e_phnum = NR_PH;
+	memcpy(f, &eh, sizeof(eh));
+	fill_pattern(f + notes_off + notes_len, TELF_FILESZ, 11);
+	Elf64_Phdr load = { .p_type = PT_LOAD, .p_offset = notes_off + notes_len,
+			    .p_vaddr = TELF_VADDR, .p_paddr = TELF_PADDR, .p_filesz = TELF_FILESZ,
+			    .p_memsz = TELF_MEMSZ, .p_align = 0x200000 };
+	elf_set_phdr(f, 0, &load);
+	/* The notes: all zero, i.e. empty 12-byte notes of no interest. */
+	for (unsigned int i = 1; i < NR_PH; i++) {
+		Elf64_Phdr note = { .p_type = PT_NOTE, .p_offset = notes_off,
+				    .p_filesz = notes_len, .p_memsz = notes_len, .p_align = 4 };
+		elf_set_phdr(f, i, &note);
+	}
+	const char *path = write_file("elf-notes-overlap", f, size);
+
+	env_init(&e, 64 * MIB);
+	alarm(30);
+	expect_error(&e, path, "elf-notes-overlap", "its note segments overlap: 8388608 bytes of notes up to segment 2");
+	alarm(0);
+
+	/* Two note segments side by side: the GNU note (24 bytes), then the Xen one. */
+	size_t nlen = make_notes(telf_notes, 4, 4, TELF_PVH_ENTRY);
+	memcpy(f + notes_off, telf_notes, nlen);
+	Elf64_Phdr gnu = { .p_type = PT_NOTE, .p_offset = notes_off, .p_filesz = 24,
+			   .p_memsz = 24, .p_align = 4 };
+	Elf64_Phdr xen = { .p_type = PT_NOTE, .p_offset = notes_off + 24, .p_filesz = nlen - 24,
+			   .p_memsz = nlen - 24, .p_align = 4 };
+	elf_set_phdr(f, 1, &gnu);
+	elf_set_phdr(f, 2, &xen);
+	eh.e_phnum = 3;
+	memcpy(f, &eh, sizeof(eh));
+	path = write_file("elf-notes-two", f, size);
+	expect_ok(&e, path);
+	assert_int_equal(e.plan.entry, BOOT_ENTRY_PVH);
+	assert_int_equal(e.plan.entry_addr, TELF_PVH_ENTRY);
+	assert_memory_equal(guest_mem_ptr(&e.mem, TELF_PADDR, TELF_FILESZ), telf_text, TELF_FILESZ);
+	env_destroy(&e);
+	free(f);
 }
 
 static void test_elf_truncated(void **state)
@@ -1333,11 +1426,13 @@ int main(void)
 		cmocka_unit_test(test_bzimage_cmdline),
 		cmocka_unit_test(test_initrd_placement),
 		cmocka_unit_test(test_initrd_rejects),
+		cmocka_unit_test(test_not_regular_files),
 		cmocka_unit_test(test_elf_pvh),
 		cmocka_unit_test(test_elf_linux64),
 		cmocka_unit_test(test_elf_rejects_header),
 		cmocka_unit_test(test_elf_rejects_segments),
 		cmocka_unit_test(test_elf_rejects_notes),
+		cmocka_unit_test(test_elf_notes_overlap),
 		cmocka_unit_test(test_elf_truncated),
 		cmocka_unit_test(test_elf_cmdline),
 		cmocka_unit_test(test_e820),

@@ -7,12 +7,10 @@
 #include "arch/x86/boot.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arch/x86/e820.h"
@@ -47,35 +45,20 @@ static bool is_bzimage(const uint8_t *d, size_t n)
 /* Open the initrd and learn its size; the bytes are read later, into guest memory. */
 static int initrd_open(const char *path, uint64_t *size)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = file_open(path, "initrd", size);
 
-	if (fd < 0) {
-		log_error("cannot open initrd '%s': %s", path, strerror(errno));
+	if (fd < 0)
 		return -1;
-	}
-	if (fstat(fd, &st) < 0) {
-		log_error("cannot stat initrd '%s': %s", path, strerror(errno));
-		goto err_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		log_error("initrd '%s' is not a regular file", path);
-		goto err_close;
-	}
 	/*
 	 * An empty initrd is refused: Linux would silently boot without one and
 	 * fail much later to find a root file system, far from the cause.
 	 */
-	if (st.st_size == 0) {
+	if (*size == 0) {
 		log_error("initrd '%s' is empty", path);
-		goto err_close;
+		close(fd);
+		return -1;
 	}
-	*size = (uint64_t)st.st_size;
 	return fd;
-
-err_close:
-	close(fd);
-	return -1;
 }
 
 /* pread() straight into guest memory: no bounce buffer. */

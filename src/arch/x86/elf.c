@@ -97,6 +97,7 @@ int elf_parse(const struct loader *ld, const uint8_t *data, size_t size, const c
 {
 	Elf64_Ehdr eh;
 	unsigned int nr_load = 0;
+	uint64_t note_bytes = 0;
 
 	memset(img, 0, sizeof(*img));
 	img->data = data;
@@ -146,6 +147,17 @@ int elf_parse(const struct loader *ld, const uint8_t *data, size_t size, const c
 			return -1;
 		}
 		if (ph.p_type == PT_NOTE) {
+			/*
+			 * No more note bytes than the file has: 65535 note segments over
+			 * the same megabytes of tiny notes would take hours to scan.
+			 */
+			note_bytes += ph.p_filesz;
+			if (note_bytes > size) {
+				log_error("kernel '%s': %sits note segments overlap: %llu bytes of "
+					  "notes up to segment %u, in a file of %zu bytes", ld->path, what,
+					  (unsigned long long)note_bytes, i, size);
+				return -1;
+			}
 			if (elf_parse_notes(ld, what, i, data + ph.p_offset, ph.p_filesz,
 					    ph.p_align == 8 ? 8 : 4, img) < 0)
 				return -1;
