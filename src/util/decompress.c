@@ -13,6 +13,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "util/prefault.h"
+
 /* liblzma's memory limit: Linux uses 32 MiB (xz) and 64 MiB (lzma -9) dictionaries. */
 #define LZMA_MEMLIMIT		(256ULL << 20)
 /* lz4 -l: each legacy block decompresses to at most 8 MiB. */
@@ -370,6 +372,8 @@ int decompress_buffer(enum decompress_format fmt, const uint8_t *in, size_t in_s
 		return DECOMPRESS_ERR_NOMEM;
 	}
 	ob.cap = first;
+	if (size_hint && first > size_hint)
+		prefault_write(ob.p, size_hint);	/* the hint was right so far: it will be filled */
 
 	switch (fmt) {
 	case DECOMPRESS_GZIP:

@@ -6,10 +6,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "util/file.h"
 #include "util/log.h"
+#include "util/prefault.h"
 #include "util/size.h"
 
 #include "helpers.h"
@@ -95,6 +97,29 @@ static void test_file_map_contents(void **state)
 	unlink(path);
 }
 
+/* The pages a write is about to cover are resident after it, and only those. */
+static void test_prefault_write(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char vec[16];
+	uint8_t *p = mmap(NULL, 16 * page, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	assert_true(p != MAP_FAILED);
+	assert_int_equal(mincore(p, 16 * page, vec), 0);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(vec[i] & 1, 0);
+	/* From the middle of page 2 to the middle of page 6. */
+	prefault_write(p + 2 * page + 100, 4 * page);
+	assert_int_equal(mincore(p, 16 * page, vec), 0);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(vec[i] & 1, i >= 2 && i <= 6);
+	prefault_write(p + 10 * page, 0);	/* nothing */
+	assert_int_equal(mincore(p, 16 * page, vec), 0);
+	assert_int_equal(vec[10] & 1, 0);
+	munmap(p, 16 * page);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -103,6 +128,7 @@ int main(void)
 		cmocka_unit_test(test_size_format),
 		cmocka_unit_test(test_file_map_errors),
 		cmocka_unit_test(test_file_map_contents),
+		cmocka_unit_test(test_prefault_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include "arch/x86/pvh.h"
 #include "util/file.h"
 #include "util/log.h"
+#include "util/prefault.h"
 #include "util/size.h"
 #include "vmm/config.h"
 #include "vmm/memory.h"
@@ -202,14 +203,21 @@ int boot_load(struct guest_mem *mem, const struct vm_config *cfg, uint64_t rsdp,
 	}
 
 	/* Everything checked: write. */
-	if (k->is_elf)
+	if (k->is_elf) {
 		elf_copy(&ld, &k->elf);
-	else
-		memcpy(guest_mem_ptr(mem, k->blob_addr, k->blob_size), k->blob, k->blob_size);
-	if (initrd_fd >= 0 && initrd_read(initrd_fd, cfg->initrd_path,
-					  guest_mem_ptr(mem, initrd_addr, initrd_size),
-					  initrd_size) < 0)
-		goto out_initrd;
+	} else {
+		uint8_t *dst = guest_mem_ptr(mem, k->blob_addr, k->blob_size);
+
+		prefault_write(dst, k->blob_size);
+		memcpy(dst, k->blob, k->blob_size);
+	}
+	if (initrd_fd >= 0) {
+		uint8_t *dst = guest_mem_ptr(mem, initrd_addr, initrd_size);
+
+		prefault_write(dst, initrd_size);
+		if (initrd_read(initrd_fd, cfg->initrd_path, dst, initrd_size) < 0)
+			goto out_initrd;
+	}
 	if (guest_mem_write(mem, LAYOUT_CMDLINE, cfg->cmdline, cmdline_len + 1) < 0)
 		goto err_low_mem;
 

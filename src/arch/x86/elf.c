@@ -14,6 +14,7 @@
 #include "arch/x86/loader.h"
 #include "arch/x86/pvh.h"
 #include "util/log.h"
+#include "util/prefault.h"
 #include "vmm/memory.h"
 
 static uint64_t get_le(const uint8_t *p, unsigned int n)
@@ -220,6 +221,7 @@ void elf_copy(const struct loader *ld, const struct elf_image *img)
 			continue;
 		/* elf_parse() checked the ranges. */
 		uint8_t *dst = guest_mem_ptr(ld->mem, ph.p_paddr, ph.p_memsz);
+		prefault_write(dst, ph.p_filesz);
 		memcpy(dst, img->data + ph.p_offset, ph.p_filesz);
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 	}
