@@ -658,7 +658,8 @@ static int write_host_file(struct cpio_writer *w, const struct node *n)
 {
 	static unsigned char buf[256 << 10];
 	uint64_t left = n->size;
-	int fd = open(n->host_path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: if the file was swapped for a FIFO since it was listed, fail, not hang. */
+	int fd = open(n->host_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
 	if (fd < 0) {
 		log_error("cannot read '%s': %s", n->host_path, strerror(errno));
@@ -755,7 +756,7 @@ static int busybox_check(const char *path)
 		log_error("busybox '%s' is not executable", path);
 		return -1;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);	/* a FIFO swapped in: no hang */
 	if (fd < 0) {
 		log_error("cannot read busybox '%s': %s", path, strerror(errno));
 		return -1;
