@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/elf.h>
@@ -792,6 +795,8 @@ err_close:
 	return -1;
 }
 
+#define BUSYBOX_LIST_TIMEOUT_MS 10000	/* a real busybox lists its applets in milliseconds */
+
 /* Run `busybox arg` (as argv[0] "busybox", so it acts as the multi-call
  * binary whatever its file name); its stdout in *out. */
 static int busybox_output(const char *path, const char *arg, struct strbuf *out)
@@ -821,8 +826,24 @@ static int busybox_output(const char *path, const char *arg, struct strbuf *out)
 		_exit(127);
 	}
 	close(pfd[1]);
+	/* A binary that never finishes (or leaves a child holding stdout) must not hang us. */
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		char buf[4096];
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long left = BUSYBOX_LIST_TIMEOUT_MS - ((now.tv_sec - t0.tv_sec) * 1000 +
+						      (now.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || (poll(&p, 1, (int)left) == 0)) {
+			log_error("busybox '%s' did not list its applets within %d s", path,
+				  BUSYBOX_LIST_TIMEOUT_MS / 1000);
+			kill(pid, SIGKILL);
+			close(pfd[0]);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
 		ssize_t r = read(pfd[0], buf, sizeof(buf));
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -847,7 +868,12 @@ static int busybox_output(const char *path, const char *arg, struct strbuf *out)
 
 static bool applet_path_ok(const char *p)
 {
-	if (!*p || *p == '/' || strstr(p, "..") || strstr(p, "//"))
+	size_t n = strlen(p);
+
+	/* Relative, no empty, "." or ".." component: "bin/" or "bin/." would unpack badly. */
+	if (!n || *p == '/' || p[n - 1] == '/' || strstr(p, "..") || strstr(p, "//") ||
+	    !strcmp(p, ".") || !strncmp(p, "./", 2) || strstr(p, "/./") ||
+	    (n >= 2 && !strcmp(p + n - 2, "/.")))
 		return false;
 	for (; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
