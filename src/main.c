@@ -1,6 +1,9 @@
 /* bootvm: boot a Linux kernel straight into a KVM microVM. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "util/log.h"
@@ -29,7 +32,41 @@ static void usage(FILE *out)
 		"Example: bootvm run --kernel vmlinux --initrd initrd.cpio.gz --append console=ttyS0\n");
 }
 
-int main(int argc, char **argv)
+/*
+ * Started with stdin, stdout or stderr closed, the first file bootvm opens
+ * would take its number: the signalfd would become stdin (read as guest
+ * input, so the signals would never stop the VM), an output file stdout or
+ * stderr. /dev/null takes their place.
+ */
+static int std_fds_open(void)
+{
+	for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int nfd = open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY);
+		if (nfd != fd) {
+			log_error("cannot open /dev/null for the closed fd %d: %s", fd,
+				  nfd < 0 ? strerror(errno) : "got another fd");
+			if (nfd >= 0)
+				close(nfd);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* What went to stdout through stdio (help, version) must have arrived. */
+static int stdout_done(int status)
+{
+	int err = fflush(stdout) ? errno : ferror(stdout) ? EIO : 0;
+
+	if (!err)
+		return status;
+	log_error("cannot write to standard output: %s", strerror(err));
+	return status ? status : 1;
+}
+
+static int run_command(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
@@ -49,4 +86,11 @@ int main(int argc, char **argv)
 
 	log_error("unknown command '%s' (try bootvm --help)", argv[1]);
 	return CLI_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	if (std_fds_open() < 0)
+		return 1;
+	return stdout_done(run_command(argc, argv));
 }

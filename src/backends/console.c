@@ -679,6 +679,35 @@ err_free:
 	return NULL;
 }
 
+/*
+ * Open --console file:PATH non-blocking: opening a FIFO that nobody reads
+ * would otherwise wait for a reader for ever, with the terminating signals
+ * already blocked (so only SIGKILL would end bootvm). Writes are ordinary
+ * from there on; console_out_setup() reopens what must not block.
+ */
+static int console_file_open(const char *path)
+{
+	struct stat st;
+	int fd, flags;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
+	if (fd < 0) {
+		if (errno == ENXIO && stat(path, &st) == 0 && S_ISFIFO(st.st_mode))
+			log_error("console file %s: a FIFO that nobody reads (start its reader first)",
+				  path);
+		else
+			log_error("console file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+		log_error("console file %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 struct console *console_open(const struct vm_config *cfg)
 {
 	struct console *c;
@@ -688,11 +717,9 @@ struct console *console_open(const struct vm_config *cfg)
 	case CONSOLE_STDIO:
 		return console_open_fds(CONSOLE_STDIO, STDIN_FILENO, STDOUT_FILENO);
 	case CONSOLE_FILE:
-		fd = open(cfg->console_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (fd < 0) {
-			log_error("console file %s: %s", cfg->console_path, strerror(errno));
+		fd = console_file_open(cfg->console_path);
+		if (fd < 0)
 			return NULL;
-		}
 		c = console_open_fds(CONSOLE_FILE, -1, fd);
 		if (!c) {
 			close(fd);

@@ -6,3 +6,12 @@ int cli_initramfs(int argc, char **argv);
 
 /* Exit status for a bad command line (see vmm/exit_status.h). */
 #define CLI_USAGE 2
+
+struct option;
+
+/*
+ * After getopt_long() returned '?' or ':' (optstring starting with ':'): log
+ * one line naming the option it refused, "CMD: unknown option '-x' (see
+ * bootvm CMD --help)", and return CLI_USAGE.
+ */
+int cli_option_error(const char *cmd, int c, char **argv, const struct option *longopts);

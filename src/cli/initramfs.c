@@ -134,11 +134,8 @@ int cli_initramfs(int argc, char **argv)
 			fputs(initramfs_help, stdout);
 			ret = 0;
 			goto out;
-		case ':':
-			ret = usage_error("option '%s' needs a value", argv[optind - 1]);
-			goto out;
-		default:
-			ret = usage_error("unknown option '%s'", argv[optind - 1]);
+		default:	/* '?' or ':' */
+			ret = cli_option_error("initramfs", opt_c, argv, initramfs_options_long);
 			goto out;
 		}
 	}

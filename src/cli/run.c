@@ -152,12 +152,8 @@ int cli_run(int argc, char **argv)
 		case 'h':
 			fputs(run_help, stdout);
 			return 0;
-		case ':':
-			log_error("run: option '%s' needs a value (see bootvm run --help)", argv[optind - 1]);
-			return CLI_USAGE;
-		default:
-			log_error("run: unknown option '%s' (see bootvm run --help)", argv[optind - 1]);
-			return CLI_USAGE;
+		default:	/* '?' or ':' */
+			return cli_option_error("run", opt, argv, run_options);
 		}
 	}
 	if (optind < argc) {

@@ -92,6 +92,19 @@ static int run_add_devices(struct run_ctx *ctx, const struct vm_config *cfg)
 	return 0;
 }
 
+/* A terminating signal, if one is pending (sig_fd is non-blocking): stop the VM for it. */
+static bool run_take_signal(struct run_ctx *ctx, int sig_fd)
+{
+	struct signalfd_siginfo si;
+	char why[48];
+
+	if (read(sig_fd, &si, sizeof(si)) != sizeof(si))
+		return false;
+	snprintf(why, sizeof(why), "signal %s", strsignal((int)si.ssi_signo));
+	vm_request_stop(&ctx->vm, VM_STOP_SIGNAL + (int)si.ssi_signo, why);
+	return true;
+}
+
 /* Block until a stop is requested or a terminating signal arrives. */
 static void run_wait(struct run_ctx *ctx, int sig_fd)
 {
@@ -108,14 +121,8 @@ static void run_wait(struct run_ctx *ctx, int sig_fd)
 			vm_request_stop(&ctx->vm, VM_STOP_ERROR, NULL);
 			break;
 		}
-		if (fds[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-				char why[48];
-				snprintf(why, sizeof(why), "signal %s", strsignal((int)si.ssi_signo));
-				vm_request_stop(&ctx->vm, VM_STOP_SIGNAL + (int)si.ssi_signo, why);
-			}
-		}
+		if (fds[1].revents & POLLIN)
+			run_take_signal(ctx, sig_fd);
 	}
 }
 
@@ -148,9 +155,11 @@ int vmm_run(const struct vm_config *cfg)
 	struct run_ctx ctx = { 0 };
 	struct boot_plan plan;
 	struct acpi_config acpi = { .nr_cpus = cfg->nr_cpus };
+	struct signalfd_siginfo si;
 	uint64_t rsdp;
 	sigset_t sigs, old_sigs;
 	int sig_fd, status = VM_STOP_ERROR;
+	double boot_ms = 0;
 	char why[64];
 
 	clock_gettime(CLOCK_MONOTONIC, &ctx.t_start);
@@ -163,20 +172,29 @@ int vmm_run(const struct vm_config *cfg)
 	sigaddset(&sigs, SIGQUIT);
 	pthread_sigmask(SIG_BLOCK, &sigs, &old_sigs);
 	signal(SIGPIPE, SIG_IGN);
-	sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sig_fd < 0) {
 		log_error("signalfd: %s", strerror(errno));
 		goto out_sigmask;
 	}
 
+	/*
+	 * A signal that arrives while the VM is set up (KVM's memory set-up and
+	 * a kernel's decompression can take seconds) stops it at the next step:
+	 * the guest never starts.
+	 */
 	if (vm_create(&ctx.vm, cfg) < 0)
 		goto out_sigfd;
 	if (run_add_devices(&ctx, cfg) < 0)
 		goto out_devices;
+	if (run_take_signal(&ctx, sig_fd))
+		goto out_stopped;
 	if (acpi_install(&ctx.vm.mem, &acpi, &rsdp) < 0)
 		goto out_devices;
 	if (boot_load(&ctx.vm.mem, cfg, rsdp, &plan) < 0)
 		goto out_devices;
+	if (run_take_signal(&ctx, sig_fd))
+		goto out_stopped;
 	log_info("booting %s", plan.desc);
 	if (vm_create_vcpus(&ctx.vm, cfg->nr_cpus) < 0)
 		goto out_devices;
@@ -185,12 +203,15 @@ int vmm_run(const struct vm_config *cfg)
 
 	if (console_start(ctx.console) < 0)
 		goto out_devices;
-	double boot_ms = ms_since(&ctx.t_start);
-	if (vm_start_vcpus(&ctx.vm) == 0)
+	boot_ms = ms_since(&ctx.t_start);
+	if (!run_take_signal(&ctx, sig_fd) && vm_start_vcpus(&ctx.vm) == 0)
 		run_wait(&ctx, sig_fd);
 	vm_stop_vcpus(&ctx.vm);
 	console_stop(ctx.console, CONSOLE_FLUSH_MS);
 
+out_stopped:
+	if (!boot_ms)
+		boot_ms = ms_since(&ctx.t_start);
 	status = vm_stop_reason(&ctx.vm);
 	vm_stop_why(&ctx.vm, why, sizeof(why));
 	/* One line on how the VM ended: a warning unless the guest powered off. */
@@ -218,6 +239,14 @@ out_devices:
 	if (ctx.console)
 		console_close(ctx.console);
 out_sigfd:
+	/*
+	 * A signal that came once the VM had stopped (while the console drained,
+	 * say) changes nothing: the first reason stands. Take it here, or
+	 * restoring the mask would deliver it and kill bootvm (SIGQUIT: with a
+	 * core dump) instead of letting it exit with its status.
+	 */
+	while (read(sig_fd, &si, sizeof(si)) == sizeof(si))
+		;
 	close(sig_fd);
 out_sigmask:
 	pthread_sigmask(SIG_SETMASK, &old_sigs, NULL);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "arch/x86/arch.h"
 #include "arch/x86/layout.h"
 #include "util/log.h"
+#include "util/size.h"
 #include "vmm/vcpu.h"
 
 #define KVM_CPUID_MAX_ENTRIES 256
@@ -117,7 +119,12 @@ static int vm_set_memory(struct vm *vm)
 		};
 
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0) {
-			log_error("KVM_SET_USER_MEMORY_REGION at 0x%llx: %s",
+			char total[32], part[32];
+
+			/* EINVAL, mostly: larger than KVM maps in one slot (8 TiB). */
+			log_error("--memory %s: KVM cannot map %s of guest RAM at 0x%llx: %s",
+				  size_format(vm->mem.ram_size, total, sizeof(total)),
+				  size_format(r->size, part, sizeof(part)),
 				  (unsigned long long)r->gpa, strerror(errno));
 			return -1;
 		}
@@ -220,8 +227,10 @@ int vm_create_vcpus(struct vm *vm, unsigned int nr_cpus)
 
 int vm_start_vcpus(struct vm *vm)
 {
-	if (vcpu_signals_init() < 0)
+	if (vcpu_signals_init() < 0) {
+		vm_request_stop(vm, VM_STOP_ERROR, NULL);	/* not left "running": status 1 */
 		return -1;
+	}
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		if (vcpu_start(&vm->vcpus[i]) < 0) {
 			vm_request_stop(vm, VM_STOP_ERROR, NULL);
@@ -262,17 +271,29 @@ void vm_destroy(struct vm *vm)
 	vm_stop_fini(vm);
 }
 
-/* Keep only the fds in keep[] (sorted, ascending), close everything else. */
-static void close_all_but(const int *keep, unsigned int n)
+/*
+ * Keep only the fds in keep[] (sorted, ascending), close everything else.
+ * close_range() may be missing (Linux before 5.9) or refused by a seccomp
+ * filter: then one close() per descriptor below max_fd. Async-signal-safe.
+ */
+static void close_all_but(const int *keep, unsigned int n, unsigned int max_fd)
 {
 	unsigned int first = 0;
 
-	for (unsigned int i = 0; i < n; i++) {
-		if ((unsigned int)keep[i] > first)
-			close_range(first, (unsigned int)keep[i] - 1, 0);
-		first = (unsigned int)keep[i] + 1;
+	for (unsigned int i = 0; i <= n; i++) {
+		/* The gap [first, last] before keep[i], or up to the end after the last. */
+		unsigned int last = i < n ? (unsigned int)keep[i] - 1 : ~0U;
+
+		if (i < n && (unsigned int)keep[i] == first) {
+			first++;
+			continue;
+		}
+		if (close_range(first, last, 0) < 0)
+			for (unsigned int fd = first; fd <= last && fd < max_fd; fd++)
+				close((int)fd);
+		if (i < n)
+			first = (unsigned int)keep[i] + 1;
 	}
-	close_range(first, ~0U, 0);
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -283,6 +304,9 @@ static int cmp_int(const void *a, const void *b)
 int vm_teardown_detached(struct vm *vm)
 {
 	int keep[VM_MAX_CPUS + 3], n = 0, parent_alive[2];
+	/* Not async-signal-safe, so asked before the fork. */
+	long open_max = sysconf(_SC_OPEN_MAX);
+	unsigned int max_fd = open_max > 0 && open_max < INT_MAX ? (unsigned int)open_max : 1u << 20;
 
 	keep[n++] = vm->kvm_fd;
 	keep[n++] = vm->vm_fd;
@@ -302,8 +326,13 @@ int vm_teardown_detached(struct vm *vm)
 	if (pid == 0) {
 		char c;
 
+		/*
+		 * The write end first: whatever else fails, the read below must see
+		 * EOF once the parent is gone, or this child would never exit.
+		 */
+		close(parent_alive[1]);
 		/* Hold nothing the caller's caller waits on (stdout pipes above all). */
-		close_all_but(keep, (unsigned int)n);
+		close_all_but(keep, (unsigned int)n, max_fd);
 		/* EOF once the parent has exited: then ours are the last references. */
 		while (read(parent_alive[0], &c, 1) < 0 && errno == EINTR)
 			;

@@ -490,6 +490,76 @@ def group_terminal():
             f"{sig.name} while the guest waits: exit status {status}, said once on stderr",
             r.describe())
 
+    # Started with stdin closed: the signals still stop it (stdin is not bootvm's signalfd).
+    args = ["--console", "stdio", "--kernel", guest("echo")]
+    t0 = time.monotonic()
+    p = subprocess.Popen([BOOTVM, "run", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, preexec_fn=lambda: os.close(0))
+    out = read_until(p, b"echo: ready", t0 + RUN_TIMEOUT)
+    p.send_signal(signal.SIGTERM)
+    r = finish(p, args, t0, out, timeout=10)
+    tap(r.status == 143 and b"\0" not in r.raw,
+        "SIGTERM to bootvm started with stdin closed: exit status 143, no bytes fed to the guest",
+        r.describe())
+
+    # A signal pending before the VM is set up stops it before the kernel is even loaded.
+    def signal_pending():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    args = ["--console", "stdio", "-v", "--kernel", guest("hello")]
+    t0 = time.monotonic()
+    p = subprocess.Popen([BOOTVM, "run", *args], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=signal_pending)
+    r = finish(p, args, t0)
+    tap(r.status == 143 and not r.out and r.err.splitlines() ==
+        ["bootvm: warning: killed by a signal (signal Terminated; exit status 143)"],
+        "SIGTERM during set-up: exit status 143 before the kernel is loaded, the guest never runs",
+        r.describe())
+
+    # A signal once the guest has powered off, while its output drains into a full
+    # pipe: the guest's status stands, and bootvm exits rather than being killed.
+    for sig in (signal.SIGTERM, signal.SIGQUIT):
+        rfd, wfd = os.pipe()
+        os.set_blocking(wfd, False)
+        try:
+            while True:
+                os.write(wfd, b"x" * 4096)
+        except BlockingIOError:
+            pass
+        args = ["--console", "stdio", "--kernel", guest("echo")]
+        p, t0 = start(args, stdout=wfd)
+        os.close(wfd)
+        deadline = t0 + RUN_TIMEOUT
+
+        def vcpu_running():
+            try:
+                return any(open(f"/proc/{p.pid}/task/{t}/comm").read().strip() == "vcpu0"
+                           for t in os.listdir(f"/proc/{p.pid}/task"))
+            except OSError:
+                return False
+
+        while not vcpu_running() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        p.stdin.write(b"q")                  # the echo guest powers off
+        p.stdin.flush()
+        while vcpu_running() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        p.send_signal(sig)
+        r = finish(p, args, t0)
+        os.close(rfd)
+        tap(r.status == POWEROFF and "killed" not in r.err,
+            f"{sig.name} while the output of a powered-off guest drains: exit status 0, "
+            "not killed by the signal", r.describe())
+
+
+def fifo(tmp):
+    path = os.path.join(tmp, "console.fifo")
+    if not os.path.exists(path):
+        os.mkfifo(path)
+    return path
+
 
 def group_errors():
     with tempfile.TemporaryDirectory(prefix="bootvm-e2e-") as tmp:
@@ -533,6 +603,9 @@ def group_errors():
             ("--console file: in a missing directory",
              ["--kernel", hello, "--console", f"file:{tmp}/no/such/dir/log"], {ERROR},
              ["no/such/dir/log"]),
+            ("--console file: a FIFO nobody reads (no waiting for ever)",
+             ["--kernel", hello, "--console", f"file:{fifo(tmp)}"], {ERROR},
+             ["console.fifo", "FIFO"]),
             ("a command line too long (ELF, 2048 bytes)",
              ["--kernel", hello, "--append", "x" * 2048], {ERROR}, ["command line"]),
             ("a command line too long (bzImage, 2048 bytes)",
@@ -544,6 +617,8 @@ def group_errors():
             ("--memory 8193K (not whole pages)", ["--kernel", hello, "--memory", "8193K"], {USAGE},
              ["--memory"]),
             ("--memory -1", ["--kernel", hello, "--memory", "-1"], {USAGE}, ["--memory"]),
+            ("--memory 64T (more than KVM maps in one slot)",
+             ["--kernel", hello, "--memory", "64T"], {ERROR}, ["--memory", "64 TiB"]),
             ("--cpus 0", ["--kernel", hello, "--cpus", "0"], {USAGE}, ["--cpus"]),
             ("--cpus 256", ["--kernel", hello, "--cpus", "256"], {USAGE}, ["--cpus"]),
             ("--cpus two", ["--kernel", hello, "--cpus", "two"], {USAGE}, ["--cpus"]),
@@ -551,6 +626,10 @@ def group_errors():
             ("--console file: (no path)", ["--kernel", hello, "--console", "file:"], {USAGE},
              ["--console"]),
             ("an unknown option", ["--kernel", hello, "--frobnicate"], {USAGE}, ["--frobnicate"]),
+            ("an unknown short option in a group", ["-xv", "--kernel", hello], {USAGE},
+             ["unknown option '-x'"]),
+            ("a value for a flag", ["--kernel", hello, "--stats=1"], {USAGE},
+             ["'--stats' takes no value"]),
             ("an option without its value", ["--kernel", hello, "--memory"], {USAGE}, ["--memory"]),
             ("no --kernel", ["--memory", "64M"], {USAGE}, ["--kernel"]),
             ("a stray argument", ["--kernel", hello, "extra"], {USAGE}, ["extra"]),

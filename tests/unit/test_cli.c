@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -37,6 +38,38 @@ static void test_usage_errors(void **state)
 	expect_usage_error("unexpected argument 'extra'",
 			   (const char *[]){ "run", "-k", "x", "extra", NULL });
 	expect_usage_error("unknown command 'boot'", (const char *[]){ "boot", NULL });
+
+	/* Refused options are named as given, whichever way they are spelled. */
+	expect_usage_error("unknown option '-x'", (const char *[]){ "run", "-xv", "-k", "x", NULL });
+	expect_usage_error("unknown option '-x'", (const char *[]){ "run", "-k", "x", "-vx", NULL });
+	expect_usage_error("option '-k' needs a value", (const char *[]){ "run", "-vk", NULL });
+	expect_usage_error("option '--stats' takes no value",
+			   (const char *[]){ "run", "-k", "x", "--stats=1", NULL });
+	expect_usage_error("ambiguous option '--c'", (const char *[]){ "run", "-k", "x", "--c", "2", NULL });
+	expect_usage_error("unknown option '--frob'", (const char *[]){ "run", "-k", "x", "--frob=1", NULL });
+	expect_usage_error("initramfs: unknown option '-x'",
+			   (const char *[]){ "initramfs", "-xv", "-o", "x", NULL });
+	expect_usage_error("option '--keep-owner' takes no value",
+			   (const char *[]){ "initramfs", "-o", "x", "--keep-owner=1", ".", NULL });
+}
+
+/* Help or version text that cannot be written is an error, not a silent status 0. */
+static void test_stdout_write_error(void **state)
+{
+	const char *bootvm = getenv("BOOTVM");
+	int status;
+
+	(void)state;
+	assert_non_null(bootvm);
+	for (const char *const *args = (const char *[]){ "--version", "--help", "run --help",
+							  "initramfs --help", NULL }; *args; args++) {
+		char *err = helper_shell_out(&status, "'%s' %s 2>&1 >/dev/full", bootvm, *args);
+
+		if (status != 1 || strcmp(err, "bootvm: cannot write to standard output: "
+					  "No space left on device\n"))
+			fail_msg("bootvm %s >/dev/full: status %d, stderr '%s'", *args, status, err);
+		free(err);
+	}
 }
 
 static void test_help(void **state)
@@ -75,6 +108,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_stdout_write_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
