@@ -45,7 +45,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/file.h"
 #include "util/log.h"
+#include "util/time.h"
 
 #define CONSOLE_RING_SIZE	(64u << 10)
 #define CONSOLE_IN_BUF		256
@@ -204,14 +206,6 @@ static void console_raw_off(struct console *c)
 	log_set_crlf(0);
 }
 
-static long console_now_ms(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 /* ---- Output ---- */
 
 static long console_ms_until(const struct timespec *t)
@@ -233,6 +227,14 @@ static void console_deadline(struct timespec *t, clockid_t clock, int ms)
 	}
 }
 
+/* One write to the target as it is: sockets never block nor raise SIGPIPE. */
+static ssize_t console_out_raw(struct console *c, const uint8_t *buf, size_t len)
+{
+	if (c->out_socket)
+		return send(c->out_wfd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return write(c->out_wfd, buf, len);
+}
+
 /*
  * Write some of buf, waiting at most wait_ms for the target to be ready.
  * Returns bytes written, 0 if it was not ready, -1 (errno set) if it failed.
@@ -251,10 +253,7 @@ static ssize_t console_out_chunk(struct console *c, const uint8_t *buf, size_t l
 	/* After POLLOUT a pipe takes PIPE_BUF bytes without blocking. */
 	if (len > PIPE_BUF)
 		len = PIPE_BUF;
-	if (c->out_socket)
-		n = send(c->out_wfd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	else
-		n = write(c->out_wfd, buf, len);
+	n = console_out_raw(c, buf, len);
 	if (n >= 0)
 		return n;
 	return errno == EAGAIN || errno == EINTR ? 0 : -1;
@@ -343,9 +342,7 @@ size_t console_write(struct console *c, const uint8_t *buf, size_t len)
 	uint64_t used = c->head - c->tail;
 	if (!used && c->out_direct) {
 		/* Nothing queued, so the writer is idle: order is kept. */
-		ssize_t w = c->out_socket ?
-			send(c->out_wfd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) :
-			write(c->out_wfd, buf, len);
+		ssize_t w = console_out_raw(c, buf, len);
 		if (w > 0) {
 			buf += w;
 			len -= (size_t)w;
@@ -448,7 +445,7 @@ static void console_input_filter(struct console *c, const uint8_t *buf, size_t n
 {
 	/* What still waits moves to the front; new bytes go behind it. */
 	if (c->in_off == c->in_len)
-		c->in_since_ms = console_now_ms();
+		c->in_since_ms = time_now_ms();
 	memmove(c->in_buf, c->in_buf + c->in_off, c->in_len - c->in_off);
 	c->in_len -= c->in_off;
 	c->in_off = 0;
@@ -489,7 +486,7 @@ static void console_input_deliver(struct console *c)
 	n = fn ? fn(opaque, c->in_buf + c->in_off, left) : left;	/* nobody: discard */
 	c->in_off += n < left ? n : left;
 	if (n)
-		c->in_since_ms = console_now_ms();
+		c->in_since_ms = time_now_ms();
 }
 
 static void *console_input_thread(void *arg)
@@ -505,7 +502,7 @@ static void *console_input_thread(void *arg)
 		int timeout = -1;
 
 		if (pending && c->in_tty) {
-			long waited = console_now_ms() - c->in_since_ms;
+			long waited = time_now_ms() - c->in_since_ms;
 
 			if (waited >= CONSOLE_STUCK_MS)
 				read_in = true;		/* the guest is stuck: still see Ctrl-A x */
@@ -688,7 +685,7 @@ err_free:
 static int console_file_open(const char *path)
 {
 	struct stat st;
-	int fd, flags;
+	int fd;
 
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
 	if (fd < 0) {
@@ -699,8 +696,7 @@ static int console_file_open(const char *path)
 			log_error("console file %s: %s", path, strerror(errno));
 		return -1;
 	}
-	flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+	if (file_clear_nonblock(fd) < 0) {
 		log_error("console file %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;

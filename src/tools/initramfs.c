@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <linux/elf.h>
@@ -22,6 +21,7 @@
 #include "util/decompress.h"
 #include "util/file.h"
 #include "util/log.h"
+#include "util/time.h"
 
 /* ------------------------------------------------------------------------
  * Growing strings
@@ -827,16 +827,13 @@ static int busybox_output(const char *path, const char *arg, struct strbuf *out)
 	}
 	close(pfd[1]);
 	/* A binary that never finishes (or leaves a child holding stdout) must not hang us. */
-	struct timespec t0, now;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long deadline = time_now_ms() + BUSYBOX_LIST_TIMEOUT_MS;
 	for (;;) {
 		char buf[4096];
 		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		long left = deadline - time_now_ms();
 
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long left = BUSYBOX_LIST_TIMEOUT_MS - ((now.tv_sec - t0.tv_sec) * 1000 +
-						      (now.tv_nsec - t0.tv_nsec) / 1000000);
-		if (left <= 0 || (poll(&p, 1, (int)left) == 0)) {
+		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
 			log_error("busybox '%s' did not list its applets within %d s", path,
 				  BUSYBOX_LIST_TIMEOUT_MS / 1000);
 			kill(pid, SIGKILL);
@@ -866,14 +863,28 @@ static int busybox_output(const char *path, const char *arg, struct strbuf *out)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 && out->len ? 0 : 1;
 }
 
+/*
+ * Whether a '/'-separated component of p is "..", or (strict) also empty or
+ * "." — which is also what an absolute path, a trailing '/' and "" have.
+ */
+static bool path_has_bad_component(const char *p, bool strict)
+{
+	for (;;) {
+		size_t n = strcspn(p, "/");
+
+		if ((n == 2 && p[0] == '.' && p[1] == '.') ||
+		    (strict && (n == 0 || (n == 1 && p[0] == '.'))))
+			return true;
+		if (!p[n])
+			return false;
+		p += n + 1;
+	}
+}
+
 static bool applet_path_ok(const char *p)
 {
-	size_t n = strlen(p);
-
 	/* Relative, no empty, "." or ".." component: "bin/" or "bin/." would unpack badly. */
-	if (!n || *p == '/' || p[n - 1] == '/' || strstr(p, "..") || strstr(p, "//") ||
-	    !strcmp(p, ".") || !strncmp(p, "./", 2) || strstr(p, "/./") ||
-	    (n >= 2 && !strcmp(p + n - 2, "/.")))
+	if (path_has_bad_component(p, true) || strstr(p, ".."))
 		return false;
 	for (; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -1139,19 +1150,6 @@ static struct moddep *modtab_by_path(struct modtab *t, const char *path)
 	return r ? *r : NULL;
 }
 
-/* Whether path has a ".." component. */
-static bool path_has_dotdot(const char *p)
-{
-	for (;;) {
-		size_t n = strcspn(p, "/");
-		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return true;
-		if (!p[n])
-			return false;
-		p += n + 1;
-	}
-}
-
 /*
  * A modules.dep path, relative to dir (absolute ones must be under it). A
  * ".." would reach outside dir, and put the file outside lib/modules/VERSION
@@ -1168,7 +1166,7 @@ static char *modpath_relative(const char *dir, const char *p)
 		}
 		p += dl + 1;
 	}
-	if (path_has_dotdot(p)) {
+	if (path_has_bad_component(p, false)) {
 		errno = EXDEV;
 		return NULL;
 	}
@@ -1181,26 +1179,20 @@ static char *modpath_relative(const char *dir, const char *p)
  */
 static FILE *fopen_regular(const char *path, const char **why)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), flags;
-	struct stat st;
+	uint64_t size;
+	int fd = file_open_quiet(path, &size);
 	FILE *f;
 
 	if (fd < 0) {
-		*why = strerror(errno);
+		*why = fd == FILE_ERR_NOT_REGULAR ? "not a regular file" : strerror(errno);
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0) {
+	f = fdopen(fd, "r");
+	if (!f) {
 		*why = strerror(errno);
-	} else if (!S_ISREG(st.st_mode)) {
-		*why = "not a regular file";
-	} else if ((flags = fcntl(fd, F_GETFL)) < 0 ||
-		   fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 || !(f = fdopen(fd, "r"))) {
-		*why = strerror(errno);
-	} else {
-		return f;
+		close(fd);
 	}
-	close(fd);
-	return NULL;
+	return f;
 }
 
 static int modtab_load(struct modtab *t, const char *dir)

@@ -9,36 +9,47 @@
 
 #include "util/log.h"
 
-int file_open(const char *path, const char *what, uint64_t *size)
+int file_clear_nonblock(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	return flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 ? -1 : 0;
+}
+
+int file_open_quiet(const char *path, uint64_t *size)
 {
 	struct stat st;
 	/* O_NONBLOCK: opening a FIFO would otherwise wait for a writer, for ever. */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), err;
 
-	if (fd < 0) {
-		log_error("cannot open %s '%s': %s", what, path, strerror(errno));
-		return -1;
-	}
+	if (fd < 0)
+		return FILE_ERR_OPEN;
 	if (fstat(fd, &st) < 0) {
-		log_error("cannot stat %s '%s': %s", what, path, strerror(errno));
-		goto err_close;
+		err = FILE_ERR_STAT;
+	} else if (!S_ISREG(st.st_mode)) {
+		err = FILE_ERR_NOT_REGULAR;
+	} else if (file_clear_nonblock(fd) < 0) {	/* ordinary reads from here on */
+		err = FILE_ERR_OPEN;
+	} else {
+		*size = (uint64_t)st.st_size;
+		return fd;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		log_error("%s '%s' is not a regular file", what, path);
-		goto err_close;
-	}
-	/* Back to ordinary reads, whatever a file system makes of O_NONBLOCK. */
-	int flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-		log_error("cannot open %s '%s': %s", what, path, strerror(errno));
-		goto err_close;
-	}
-	*size = (uint64_t)st.st_size;
-	return fd;
-
-err_close:
+	int saved = errno;
 	close(fd);
-	return -1;
+	errno = saved;
+	return err;
+}
+
+int file_open(const char *path, const char *what, uint64_t *size)
+{
+	int fd = file_open_quiet(path, size);
+
+	if (fd == FILE_ERR_NOT_REGULAR)
+		log_error("%s '%s' is not a regular file", what, path);
+	else if (fd < 0)
+		log_error("cannot %s %s '%s': %s", fd == FILE_ERR_STAT ? "stat" : "open", what, path,
+			  strerror(errno));
+	return fd < 0 ? -1 : fd;
 }
 
 int file_map(const char *path, const char *what, struct file_map *fm)

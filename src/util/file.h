@@ -17,6 +17,15 @@ struct file_map {
  */
 int file_open(const char *path, const char *what, uint64_t *size);
 
+/* file_open() without logging: the descriptor, or one of these (errno set but for the last). */
+#define FILE_ERR_OPEN		(-1)
+#define FILE_ERR_STAT		(-2)
+#define FILE_ERR_NOT_REGULAR	(-3)
+int file_open_quiet(const char *path, uint64_t *size);
+
+/* Clear O_NONBLOCK on fd (opened so, not to wait in open()): 0, or -1 with errno. */
+int file_clear_nonblock(int fd);
+
 /*
  * Map path read-only. On failure logs one line naming `what` (e.g.
  * "kernel"), the path and the reason, and returns -1.
