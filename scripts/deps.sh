@@ -5,7 +5,8 @@ set -eu
 
 packages="build-essential pkg-config meson ninja-build linux-libc-dev python3
   zlib1g-dev liblz4-dev libzstd-dev liblzma-dev libcmocka-dev
-  acpica-tools cpio busybox-static kmod gzip xz-utils lz4 zstd"
+  liburing-dev acpica-tools cpio busybox-static kmod gzip xz-utils lz4 zstd
+  e2fsprogs clang libclang-rt-14-dev"
 [ "${1:-}" = "--bench" ] && packages="$packages qemu-system-x86 hyperfine time"
 
 missing=""

@@ -15,38 +15,110 @@ void bus_init(struct bus *bus, const char *name)
 {
 	memset(bus, 0, sizeof(*bus));
 	bus->name = name;
+	pthread_rwlock_init(&bus->lock, NULL);
+}
+
+void bus_destroy(struct bus *bus)
+{
+	pthread_rwlock_destroy(&bus->lock);
+}
+
+/* Insert r in order; the caller holds the lock for writing. */
+static int bus_insert_locked(struct bus *bus, const struct bus_range *nr)
+{
+	unsigned int i;
+
+	if (!nr->len || nr->base + nr->len < nr->base) {
+		log_error("%s: bad %s range for %s", bus->name, nr->len ? "wrapping" : "empty",
+			  nr->name);
+		return -1;
+	}
+	if (bus->nr == BUS_MAX_RANGES) {
+		log_error("%s: no room for %s", bus->name, nr->name);
+		return -1;
+	}
+	for (i = 0; i < bus->nr; i++) {
+		const struct bus_range *r = &bus->ranges[i];
+		if (nr->base < r->base + r->len && r->base < nr->base + nr->len) {
+			log_error("%s: %s at 0x%llx overlaps %s", bus->name, nr->name,
+				  (unsigned long long)nr->base, r->name);
+			return -1;
+		}
+		if (r->base > nr->base)
+			break;
+	}
+	memmove(&bus->ranges[i + 1], &bus->ranges[i], (bus->nr - i) * sizeof(bus->ranges[0]));
+	bus->ranges[i] = *nr;
+	bus->nr++;
+	return 0;
 }
 
 int bus_register(struct bus *bus, uint64_t base, uint64_t len, const char *name,
 		 const struct bus_ops *ops, void *dev)
 {
-	unsigned int i;
+	struct bus_range r = { base, len, name, ops, dev };
+	int ret;
 
-	if (!len || base + len < base) {
-		log_error("%s: bad %s range for %s", bus->name, len ? "wrapping" : "empty", name);
-		return -1;
-	}
-	if (bus->nr == BUS_MAX_RANGES) {
-		log_error("%s: no room for %s", bus->name, name);
-		return -1;
-	}
-	for (i = 0; i < bus->nr; i++) {
-		const struct bus_range *r = &bus->ranges[i];
-		if (base < r->base + r->len && r->base < base + len) {
-			log_error("%s: %s at 0x%llx overlaps %s", bus->name, name,
-				  (unsigned long long)base, r->name);
-			return -1;
-		}
-		if (r->base > base)
-			break;
-	}
-	memmove(&bus->ranges[i + 1], &bus->ranges[i], (bus->nr - i) * sizeof(bus->ranges[0]));
-	bus->ranges[i] = (struct bus_range){ base, len, name, ops, dev };
-	bus->nr++;
-	return 0;
+	pthread_rwlock_wrlock(&bus->lock);
+	ret = bus_insert_locked(bus, &r);
+	pthread_rwlock_unlock(&bus->lock);
+	return ret;
 }
 
-const struct bus_range *bus_find(const struct bus *bus, uint64_t addr)
+/* Index of the range starting exactly at base, or -1; the caller holds the lock. */
+static int bus_index_locked(const struct bus *bus, uint64_t base)
+{
+	for (unsigned int i = 0; i < bus->nr; i++)
+		if (bus->ranges[i].base == base)
+			return (int)i;
+	return -1;
+}
+
+static void bus_remove_locked(struct bus *bus, unsigned int i)
+{
+	memmove(&bus->ranges[i], &bus->ranges[i + 1], (bus->nr - i - 1) * sizeof(bus->ranges[0]));
+	bus->nr--;
+}
+
+int bus_unregister(struct bus *bus, uint64_t base)
+{
+	int i;
+
+	pthread_rwlock_wrlock(&bus->lock);
+	i = bus_index_locked(bus, base);
+	if (i >= 0)
+		bus_remove_locked(bus, (unsigned int)i);
+	pthread_rwlock_unlock(&bus->lock);
+	if (i < 0)
+		log_error("%s: nothing registered at 0x%llx", bus->name, (unsigned long long)base);
+	return i < 0 ? -1 : 0;
+}
+
+int bus_move(struct bus *bus, uint64_t old_base, uint64_t new_base)
+{
+	struct bus_range r;
+	int i, ret = -1;
+
+	pthread_rwlock_wrlock(&bus->lock);
+	i = bus_index_locked(bus, old_base);
+	if (i < 0) {
+		log_error("%s: nothing registered at 0x%llx", bus->name, (unsigned long long)old_base);
+		goto out;
+	}
+	r = bus->ranges[i];
+	bus_remove_locked(bus, (unsigned int)i);
+	r.base = new_base;
+	ret = bus_insert_locked(bus, &r);
+	if (ret < 0) {
+		r.base = old_base;	/* it fitted there a moment ago */
+		bus_insert_locked(bus, &r);
+	}
+out:
+	pthread_rwlock_unlock(&bus->lock);
+	return ret;
+}
+
+static const struct bus_range *bus_find_locked(const struct bus *bus, uint64_t addr)
 {
 	unsigned int lo = 0, hi = bus->nr;
 
@@ -64,10 +136,23 @@ const struct bus_range *bus_find(const struct bus *bus, uint64_t addr)
 	return NULL;
 }
 
+bool bus_find(struct bus *bus, uint64_t addr, struct bus_range *out)
+{
+	const struct bus_range *r;
+
+	pthread_rwlock_rdlock(&bus->lock);
+	r = bus_find_locked(bus, addr);
+	if (r)
+		*out = *r;
+	pthread_rwlock_unlock(&bus->lock);
+	return r != NULL;
+}
+
 bool bus_access(struct bus *bus, uint64_t addr, uint8_t *data, unsigned int size,
 		bool is_write)
 {
-	const struct bus_range *r = bus_find(bus, addr);
+	struct bus_range range;
+	const struct bus_range *r = bus_find(bus, addr, &range) ? &range : NULL;
 	uint64_t v = 0;
 
 	if (size > 8)

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "arch/x86/acpi.h"
-#include "arch/x86/aml.h"
+#include "util/aml.h"
 #include "arch/x86/layout.h"
 #include "util/log.h"
 #include "vmm/memory.h"

@@ -85,21 +85,18 @@ static void out(struct vm *vm, uint16_t port, unsigned int size, uint64_t v)
 static void test_registered_ranges(void **state)
 {
 	struct fixture *f = *state;
-	const struct bus_range *r;
+	struct bus_range r;
 
-	r = bus_find(&f->vm.pio, PORT_ACPI_PM1A_EVT);
-	assert_non_null(r);
-	assert_int_equal(r->base, PORT_ACPI_PM1A_EVT);
-	assert_int_equal(r->len, 4);
-	r = bus_find(&f->vm.pio, PORT_ACPI_PM1A_CNT);
-	assert_non_null(r);
-	assert_int_equal(r->base, PORT_ACPI_PM1A_CNT);
-	assert_int_equal(r->len, 2);
-	r = bus_find(&f->vm.pio, PORT_ACPI_RESET);
-	assert_non_null(r);
-	assert_int_equal(r->len, 1);
-	assert_null(bus_find(&f->vm.pio, PORT_ACPI_PM1A_CNT + 2));
-	assert_null(bus_find(&f->vm.pio, PORT_ACPI_RESET + 1));
+	assert_true(bus_find(&f->vm.pio, PORT_ACPI_PM1A_EVT, &r));
+	assert_int_equal(r.base, PORT_ACPI_PM1A_EVT);
+	assert_int_equal(r.len, 4);
+	assert_true(bus_find(&f->vm.pio, PORT_ACPI_PM1A_CNT, &r));
+	assert_int_equal(r.base, PORT_ACPI_PM1A_CNT);
+	assert_int_equal(r.len, 2);
+	assert_true(bus_find(&f->vm.pio, PORT_ACPI_RESET, &r));
+	assert_int_equal(r.len, 1);
+	assert_false(bus_find(&f->vm.pio, PORT_ACPI_PM1A_CNT + 2, &r));
+	assert_false(bus_find(&f->vm.pio, PORT_ACPI_RESET + 1, &r));
 
 	/* Creating it twice on one bus is a registration error, logged once. */
 	assert_int_equal(acpi_pm_create(&f->vm), -1);

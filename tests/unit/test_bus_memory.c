@@ -146,9 +146,71 @@ static void test_bus_dispatch(void **state)
 
 	assert_true(bus_access(&bus, 0x60, data, 1, false));
 	assert_int_equal(b.reads, 1);
-	assert_ptr_equal(bus_find(&bus, 0x3ff)->dev, &a);
-	assert_null(bus_find(&bus, 0x400));
-	assert_null(bus_find(&bus, 0x3f7));
+	struct bus_range r;
+	assert_true(bus_find(&bus, 0x3ff, &r));
+	assert_ptr_equal(r.dev, &a);
+	assert_false(bus_find(&bus, 0x400, &r));
+	assert_false(bus_find(&bus, 0x3f7, &r));
+	bus_destroy(&bus);
+}
+
+/* A device that moves or removes ranges from inside its own access (a BAR write). */
+struct mover {
+	struct bus *bus;
+	uint64_t base;
+	int calls;
+};
+
+static void mover_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
+{
+	struct mover *m = dev;
+
+	m->calls++;
+	if (value == 1) {
+		assert_int_equal(bus_move(m->bus, m->base, m->base + 0x1000), 0);
+		m->base += 0x1000;
+	} else if (value == 2) {
+		assert_int_equal(bus_unregister(m->bus, m->base), 0);
+	}
+}
+
+static const struct bus_ops mover_ops = { .write = mover_write };
+
+static void test_bus_move_unregister(void **state)
+{
+	struct bus bus;
+	struct mover m = { .bus = &bus, .base = 0x10000 };
+	struct fake_dev other = { 0 };
+	struct bus_range r;
+	uint8_t data[4] = { 1 };
+
+	log_set_sink(quiet, NULL);
+	bus_init(&bus, "mmio");
+	assert_int_equal(bus_register(&bus, 0x10000, 0x100, "bar", &mover_ops, &m), 0);
+	assert_int_equal(bus_register(&bus, 0x12000, 0x100, "other", &fake_ops, &other), 0);
+
+	/* The access that moves its own range does not deadlock; the old place is free. */
+	assert_true(bus_access(&bus, 0x10000, data, 4, true));
+	assert_int_equal(m.calls, 1);
+	assert_false(bus_find(&bus, 0x10000, &r));
+	assert_true(bus_find(&bus, 0x11000, &r));
+	assert_int_equal(r.base, 0x11000);
+	assert_int_equal(r.len, 0x100);
+
+	/* Moving onto another range fails and leaves it where it was. */
+	assert_int_equal(bus_move(&bus, 0x11000, 0x12080), -1);
+	assert_true(bus_find(&bus, 0x11000, &r));
+	assert_int_equal(bus_move(&bus, 0x5000, 0x6000), -1);
+
+	data[0] = 2;
+	assert_true(bus_access(&bus, 0x11000, data, 4, true));
+	assert_false(bus_find(&bus, 0x11000, &r));
+	assert_false(bus_access(&bus, 0x11000, data, 4, true));
+	assert_int_equal(m.calls, 2);
+	assert_int_equal(bus_unregister(&bus, 0x11000), -1);
+	assert_true(bus_find(&bus, 0x12000, &r));
+	bus_destroy(&bus);
+	log_set_sink(NULL, NULL);
 }
 
 static void test_bus_unhandled_and_straddle(void **state)
@@ -193,7 +255,8 @@ static void test_bus_register_errors(void **state)
 	/* Still sorted and searchable after all the inserts. */
 	for (unsigned int i = 1; i < bus.nr; i++)
 		assert_true(bus.ranges[i - 1].base < bus.ranges[i].base);
-	assert_non_null(bus_find(&bus, 0x1000 + 40));
+	struct bus_range r;
+	assert_true(bus_find(&bus, 0x1000 + 40, &r));
 	log_set_sink(NULL, NULL);
 }
 
@@ -208,6 +271,7 @@ int main(void)
 		cmocka_unit_test(test_bus_dispatch),
 		cmocka_unit_test(test_bus_unhandled_and_straddle),
 		cmocka_unit_test(test_bus_register_errors),
+		cmocka_unit_test(test_bus_move_unregister),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

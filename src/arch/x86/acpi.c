@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "arch/x86/aml.h"
+#include "util/aml.h"
 #include "arch/x86/layout.h"
 #include "devices/serial.h"
 #include "util/log.h"

@@ -23,6 +23,11 @@
 /* Above RAM below 4 GiB: the 32-bit MMIO hole. RAM beyond it moves to 4 GiB. */
 #define LAYOUT_MMIO_HOLE_START	0xc0000000ULL	/* 3 GiB */
 #define LAYOUT_MMIO_HOLE_END	0x100000000ULL
+#define LAYOUT_PCI_MMIO32	0xc0000000ULL	/* 32-bit PCI BAR window, 512 MiB */
+#define LAYOUT_PCI_MMIO32_SIZE	0x20000000ULL
+#define LAYOUT_PCI_ECAM		0xe0000000ULL	/* PCIe ECAM for bus 0 only: 1 MiB */
+#define LAYOUT_PCI_ECAM_SIZE	0x100000ULL
+#define LAYOUT_PCI_MMIO64_SIZE	0x1000000000ULL	/* 64-bit window: 64 GiB above RAM, 1 GiB aligned */
 #define LAYOUT_KVM_IDENTITY_MAP	0xfeffc000ULL	/* one page KVM needs on Intel (real mode) */
 #define LAYOUT_KVM_TSS		0xfeffd000ULL	/* three pages KVM needs on Intel */
 #define LAYOUT_IOAPIC		0xfec00000ULL
@@ -37,8 +42,15 @@
 #define PORT_ACPI_PM1A_CNT	0x604		/* PM1a control block, 2 bytes */
 #define PORT_ACPI_RESET		0x608		/* FADT RESET_REG, 1 byte */
 #define ACPI_RESET_VALUE	0x01
+#define PORT_PCI_CONFIG_ADDR	0xcf8		/* PCI configuration mechanism #1 */
+#define PORT_PCI_CONFIG_DATA	0xcfc
+#define PORT_PCI_IO_START	0x1000		/* PCI I/O window (no device uses I/O BARs yet) */
+#define PORT_PCI_IO_END		0xffff
 #define ACPI_S5_SLP_TYP		5		/* \_S5_ package value; SLP_TYP field in PM1a_CNT */
 
 /* ISA interrupt lines (GSIs through the IOAPIC). */
 #define IRQ_COM1		4
 #define IRQ_ACPI_SCI		9
+/* PCI INTx: slot S pin P (0 = INTA) -> GSI 16 + (S + P) % 4, level, active low (_PRT). */
+#define IRQ_PCI_BASE		16
+#define IRQ_PCI_COUNT		4

@@ -1,4 +1,4 @@
-#include "arch/x86/aml.h"
+#include "util/aml.h"
 
 #include <string.h>
 
