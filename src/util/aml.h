@@ -81,3 +81,23 @@ void aml_res_io(struct aml *a, bool decode16, uint16_t min, uint16_t max,
 		uint8_t align, uint8_t len);
 void aml_res_irq_noflags(struct aml *a, uint16_t mask);
 void aml_res_end(struct aml *a);
+
+/* ArgN (0-6) as an operand. */
+void aml_arg(struct aml *a, unsigned int n);
+
+/*
+ * Address space descriptors (ACPI 6.x 6.4.3.5) as iasl writes them for
+ * WordBusNumber / WordIO / DWordMemory / QWordMemory: MinFixed, MaxFixed,
+ * PosDecode, granularity 0, translation 0, length max - min + 1. Bus
+ * numbers and I/O are always windows (ResourceProducer); memory is a
+ * window when producer, else a range the device consumes.
+ */
+void aml_res_word_bus_number(struct aml *a, uint16_t min, uint16_t max);
+void aml_res_word_io(struct aml *a, uint16_t min, uint16_t max);
+/* cacheable: Cacheable rather than NonCacheable (never Prefetchable); ReadWrite. */
+void aml_res_dword_memory(struct aml *a, bool producer, bool cacheable, uint32_t min,
+			  uint32_t max);
+void aml_res_qword_memory(struct aml *a, bool producer, bool cacheable, uint64_t min,
+			  uint64_t max);
+/* Memory32Fixed (ReadWrite, base, len). */
+void aml_res_memory32_fixed(struct aml *a, uint32_t base, uint32_t len);
