@@ -48,6 +48,7 @@
 #include "util/file.h"
 #include "util/log.h"
 #include "util/time.h"
+#include "vmm/thread.h"
 
 #define CONSOLE_RING_SIZE	(64u << 10)
 #define CONSOLE_IN_BUF		256
@@ -730,18 +731,8 @@ struct console *console_open(const struct vm_config *cfg)
 }
 
 /* Console threads take no asynchronous signals; faults still reach them. */
-static void console_thread_sigmask(sigset_t *set)
-{
-	sigfillset(set);
-	for (size_t i = 0; i < sizeof(tty_fatal_signals) / sizeof(int); i++)
-		sigdelset(set, tty_fatal_signals[i]);
-}
-
 int console_start(struct console *c)
 {
-	sigset_t set, old;
-	int err;
-
 	if (c->writer_running || c->input_running)
 		return 0;
 	__atomic_store_n(&c->in_stop, false, __ATOMIC_RELEASE);
@@ -753,29 +744,21 @@ int console_start(struct console *c)
 	if (c->in_fd >= 0 && c->in_tty)
 		console_raw_on(c);
 
-	console_thread_sigmask(&set);
-	pthread_sigmask(SIG_SETMASK, &set, &old);
 	if (c->out_fd >= 0) {
-		err = pthread_create(&c->writer, NULL, console_writer_thread, c);
-		if (err) {
-			log_error("console: cannot start the output thread: %s", strerror(err));
-			goto err_mask;
-		}
+		if (thread_start(&c->writer, THREAD_CONSOLE, "console-out",
+				 console_writer_thread, c) < 0)
+			goto err_stop;
 		c->writer_running = true;
 	}
 	if (c->in_fd >= 0) {
-		err = pthread_create(&c->input, NULL, console_input_thread, c);
-		if (err) {
-			log_error("console: cannot start the input thread: %s", strerror(err));
-			goto err_mask;
-		}
+		if (thread_start(&c->input, THREAD_CONSOLE, "console-in",
+				 console_input_thread, c) < 0)
+			goto err_stop;
 		c->input_running = true;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return 0;
 
-err_mask:
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+err_stop:
 	console_stop(c, 0);
 	return -1;
 }

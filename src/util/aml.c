@@ -1,5 +1,6 @@
 #include "util/aml.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* AML opcodes (ACPI 6.x section 20.3). */
@@ -53,16 +54,48 @@ void aml_init(struct aml *a, uint8_t *buf, size_t cap)
 	a->cap = cap;
 	a->len = 0;
 	a->overflow = false;
+	a->growable = false;
+}
+
+void aml_init_growable(struct aml *a)
+{
+	aml_init(a, NULL, 0);
+	a->growable = true;
+}
+
+void aml_fini(struct aml *a)
+{
+	if (a->growable)
+		free(a->buf);
+	aml_init(a, NULL, 0);
+}
+
+/* Make room for n more bytes; false (overflow set) when that is impossible. */
+static bool aml_reserve(struct aml *a, size_t n)
+{
+	if (n <= a->cap - a->len)
+		return true;
+	if (a->growable && n <= AML_GROW_MAX - a->len) {
+		size_t cap = a->cap ? a->cap : 256;
+		uint8_t *p;
+
+		while (cap - a->len < n)
+			cap *= 2;
+		p = realloc(a->buf, cap);
+		if (p) {
+			a->buf = p;
+			a->cap = cap;
+			return true;
+		}
+	}
+	a->overflow = true;
+	return false;
 }
 
 void aml_bytes(struct aml *a, const void *p, size_t n)
 {
-	if (a->overflow)
+	if (a->overflow || !aml_reserve(a, n))
 		return;
-	if (n > a->cap - a->len) {
-		a->overflow = true;
-		return;
-	}
 	memcpy(a->buf + a->len, p, n);
 	a->len += n;
 }

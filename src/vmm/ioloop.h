@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>	/* EPOLLIN & co. for io_loop_add() */
 
 struct io_loop;
 

@@ -39,6 +39,7 @@ POWEROFF, ERROR, USAGE, RESET, TRIPLE, PANIC, INTERNAL = 0, 1, 2, 3, 4, 5, 6
 # The memory map (docs/MACHINE.md, src/arch/x86/layout.h).
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 E820_RAM, E820_RESERVED = 1, 2
+PCI_ECAM = (0xe0000000, 0x100000)
 EBDA = 0x9fc00
 HOLE_START, HOLE_END = 3 * GiB, 4 * GiB
 KVM_PRIVATE = (0xfeffc000, 0x4000)   # KVM's identity-map page + TSS, reserved in the hole
@@ -189,7 +190,8 @@ def expected_map(mem):
     """The E820 map docs/MACHINE.md gives a guest with `mem` bytes of RAM."""
     low_end = min(mem, HOLE_START)
     m = [(0, EBDA, E820_RAM), (EBDA, 0x100000 - EBDA, E820_RESERVED),
-         (0x100000, low_end - 0x100000, E820_RAM), (*KVM_PRIVATE, E820_RESERVED)]
+         (0x100000, low_end - 0x100000, E820_RAM), (*PCI_ECAM, E820_RESERVED),
+         (*KVM_PRIVATE, E820_RESERVED)]
     if mem > HOLE_START:
         m.append((HOLE_END, mem - HOLE_START, E820_RAM))
     return m
