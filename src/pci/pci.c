@@ -318,12 +318,10 @@ static bool pci_access_ok(unsigned int reg, unsigned int size)
 uint32_t pci_host_config_read(struct pci_host *h, unsigned int slot, unsigned int reg,
 			      unsigned int size)
 {
-	uint32_t v = 0xffffffffU;
+	uint32_t v = size == 1 ? 0xff : size == 2 ? 0xffff : 0xffffffffU;
 
 	if (!pci_access_ok(reg, size))
 		return v;
-	if (size < 4)
-		v = (1U << (8 * size)) - 1;
 	pthread_mutex_lock(&h->lock);
 	if (slot < PCI_MAX_DEVICES && h->devs[slot])
 		v = pci_dev_read_locked(h->devs[slot], reg, size);
@@ -732,6 +730,7 @@ void pci_host_reset(struct pci_host *h)
 		for (unsigned int b = 0; b < PCI_NUM_BARS; b++)
 			d->bars[b].overlap_logged = false;
 		pci_intx_set_disabled(d, false);
+		pci_dev_set_intx(d, 0);
 		hooks[i] = d->info;
 	}
 	pthread_mutex_unlock(&h->lock);
