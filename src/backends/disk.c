@@ -283,15 +283,18 @@ static const char *const disk_op_names[DISK_OP_COUNT] = {
 
 int disk_inject_faults_parse(struct disk *d, const char *spec)
 {
-	char *copy, *item, *save = NULL;
+	char *copy, *rest, *item;
 	int ret = 0;
 
+	if (!*spec)
+		return 0;
 	copy = strdup(spec);
 	if (!copy) {
 		log_error("disk faults: out of memory");
 		return -1;
 	}
-	for (item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+	/* strsep, not strtok: an empty item (",,", a trailing comma) is an error. */
+	for (rest = copy; (item = strsep(&rest, ",")); ) {
 		char *c1 = strchr(item, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL, *end;
 		unsigned long nth;
 		int op = -1, err;
@@ -317,7 +320,7 @@ int disk_inject_faults_parse(struct disk *d, const char *spec)
 		disk_inject_fault(d, (enum disk_op)op, (unsigned int)nth, err);
 		continue;
 bad:
-		log_error("disk faults: malformed item in \"%s\" (expected op:N:ERR with op "
+		log_error("disk faults: malformed \"%s\" (expected op:N:ERR[,...] with op "
 			  "read|write|flush|discard|write-zeroes, N >= 1, ERR EIO|ENOSPC|short)",
 			  spec);
 		ret = -1;
