@@ -160,17 +160,22 @@ static const struct hostile_case cases[] = {
 	{ "rings-outside-ram", c_rings_outside },
 };
 
-/* Waits (bounded, interrupts on) for DEVICE_NEEDS_RESET; the status last read. */
+/*
+ * Waits (bounded, interrupts on) for DEVICE_NEEDS_RESET, then a little for
+ * its config interrupt; the status last read.
+ */
 static uint8_t wait_needs_reset(volatile uint32_t *cfg_irqs, uint32_t before)
 {
 	uint8_t st = vdev_status(&blk);
 
 	__asm__ volatile("sti");
-	for (int i = 0; i < 2000 && !(st & VIRTIO_CONFIG_S_NEEDS_RESET && *cfg_irqs != before); i++) {
-		for (int j = 0; j < 500; j++)
+	for (int i = 0; i < 2000 && !(st & VIRTIO_CONFIG_S_NEEDS_RESET); i++) {
+		for (int j = 0; j < 200; j++)
 			cpu_relax();
 		st = vdev_status(&blk);
 	}
+	for (int i = 0; i < 200000 && st & VIRTIO_CONFIG_S_NEEDS_RESET && *cfg_irqs == before; i++)
+		cpu_relax();
 	__asm__ volatile("cli");
 	return st;
 }
