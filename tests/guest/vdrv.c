@@ -496,15 +496,17 @@ bool vq_wait(struct vdev *vd, uint32_t *len)
 	uint32_t before = *irqs;
 	bool got = false;
 
-	/* Bounded: ~1-2 s in the emulator. The interrupt may follow the used entry a little. */
+	/*
+	 * Bounded: ~1-2 s in the emulator for the used entry, a tenth of that
+	 * for the interrupt, which may follow it a little.
+	 */
 	__asm__ volatile("sti");
-	for (int i = 0; i < 1000000; i++) {
-		if (!got && __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE) != q->last_used)
-			got = true;
-		if (got && *irqs != before)
-			break;
+	for (int i = 0; i < 1000000 && !got; i++) {
+		got = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE) != q->last_used;
 		cpu_relax();
 	}
+	for (int i = 0; got && i < 100000 && *irqs == before; i++)
+		cpu_relax();
 	__asm__ volatile("cli");
 	if (!got)
 		return false;
