@@ -374,10 +374,11 @@ static void test_hostile_ring(void **state)
 	__atomic_store_n(&avail(f)->idx, QSIZE + 1, __ATOMIC_RELEASE);
 	kick(f);
 	wait_irqs(f, &f->config_irqs, 2);
-	assert_non_null(strstr(f->log.last_warning, "ahead"));
+	assert_true(status(f) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_int_equal(used_idx(f), 0);
 	driver_reset(f);
-	assert_int_equal(f->log.warnings, 2);
+	/* Only a device's first failure is a warning: a looping guest cannot flood stderr. */
+	assert_int_equal(f->log.warnings, 1);
 }
 
 /* The device list's reset and stop leave a device that no longer serves. */
