@@ -24,6 +24,12 @@ static const char run_help[] =
 "  -m, --memory SIZE        guest RAM: 512M (default), 2G, 1536MiB; a bare number\n"
 "                           is MiB; at least 8M, a multiple of 4 KiB\n"
 "  -c, --cpus N             vCPUs, 1 (default) to 255\n"
+"  -d, --disk PATH[,OPT...] a virtio-blk disk (raw image or block device), repeatable:\n"
+"                           the first is /dev/vda, then vdb, ...  OPT: ro=on,\n"
+"                           id=SERIAL (up to 20 chars), cache=writeback|none,\n"
+"                           discard=on, queues=N (default: one per vCPU, max 16).\n"
+"                           A read-write image is locked against other users.\n"
+"      --rng                a virtio-rng device (the guest's /dev/hwrng) fed by getrandom\n"
 "      --console TARGET     stdio (default), file:PATH (output only), or none\n"
 "      --no-host-decompress boot a compressed bzImage through its own in-guest\n"
 "                           decompressor instead of decompressing it here\n"
@@ -49,6 +55,7 @@ enum {
 	OPT_CONSOLE = 0x100,
 	OPT_NO_HOST_DECOMPRESS,
 	OPT_STATS,
+	OPT_RNG,
 };
 
 static const struct option run_options[] = {
@@ -57,6 +64,8 @@ static const struct option run_options[] = {
 	{ "append", required_argument, NULL, 'a' },
 	{ "memory", required_argument, NULL, 'm' },
 	{ "cpus", required_argument, NULL, 'c' },
+	{ "disk", required_argument, NULL, 'd' },
+	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "no-host-decompress", no_argument, NULL, OPT_NO_HOST_DECOMPRESS },
 	{ "stats", no_argument, NULL, OPT_STATS },
@@ -108,7 +117,7 @@ static int parse_console(const char *arg, struct vm_config *cfg)
 		cfg->console = CONSOLE_NONE;
 	} else if (!strncmp(arg, "file:", 5) && arg[5]) {
 		cfg->console = CONSOLE_FILE;
-		cfg->console_path = arg + 5;
+		return vm_config_set(cfg, &cfg->console_path, arg + 5);
 	} else {
 		log_error("--console '%s': expected stdio, none or file:PATH", arg);
 		return -1;
@@ -116,42 +125,50 @@ static int parse_console(const char *arg, struct vm_config *cfg)
 	return 0;
 }
 
-int cli_run(int argc, char **argv)
+/* Parse argv into cfg: 0, or CLI_USAGE (logged), or -1 for --help (printed). */
+static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
 {
-	struct vm_config cfg = {
-		.cmdline = "",
-		.mem_size = VM_DEFAULT_MEM_SIZE,
-		.nr_cpus = 1,
-		.console = CONSOLE_STDIO,
-		.host_decompress = true,
-	};
-	int verbose = 0, opt;
+	int opt;
 
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":k:i:a:m:c:vh", run_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":k:i:a:m:c:d:vh", run_options, NULL)) != -1) {
 		switch (opt) {
-		case 'k': cfg.kernel_path = optarg; break;
-		case 'i': cfg.initrd_path = optarg; break;
-		case 'a': cfg.cmdline = optarg; break;
+		case 'k':
+			if (vm_config_set(cfg, &cfg->kernel_path, optarg) < 0)
+				return CLI_USAGE;
+			break;
+		case 'i':
+			if (vm_config_set(cfg, &cfg->initrd_path, optarg) < 0)
+				return CLI_USAGE;
+			break;
+		case 'a':
+			if (vm_config_set(cfg, &cfg->cmdline, optarg) < 0)
+				return CLI_USAGE;
+			break;
 		case 'm':
-			if (parse_memory(optarg, &cfg.mem_size) < 0)
+			if (parse_memory(optarg, &cfg->mem_size) < 0)
 				return CLI_USAGE;
 			break;
 		case 'c':
-			if (parse_cpus(optarg, &cfg.nr_cpus) < 0)
+			if (parse_cpus(optarg, &cfg->nr_cpus) < 0)
 				return CLI_USAGE;
 			break;
+		case 'd':
+			if (vm_config_add_disk(cfg, optarg) < 0)
+				return CLI_USAGE;
+			break;
+		case OPT_RNG: cfg->rng = true; break;
 		case OPT_CONSOLE:
-			if (parse_console(optarg, &cfg) < 0)
+			if (parse_console(optarg, cfg) < 0)
 				return CLI_USAGE;
 			break;
-		case OPT_NO_HOST_DECOMPRESS: cfg.host_decompress = false; break;
-		case OPT_STATS: cfg.stats = true; break;
-		case 'v': verbose++; break;
+		case OPT_NO_HOST_DECOMPRESS: cfg->host_decompress = false; break;
+		case OPT_STATS: cfg->stats = true; break;
+		case 'v': (*verbose)++; break;
 		case 'h':
 			fputs(run_help, stdout);
-			return 0;
+			return -1;
 		default:	/* '?' or ':' */
 			return cli_option_error("run", opt, argv, run_options);
 		}
@@ -160,12 +177,23 @@ int cli_run(int argc, char **argv)
 		log_error("run: unexpected argument '%s' (see bootvm run --help)", argv[optind]);
 		return CLI_USAGE;
 	}
-	if (!cfg.kernel_path) {
-		log_error("run: --kernel is required (see bootvm run --help)");
-		return CLI_USAGE;
+	return vm_config_validate(cfg) < 0 ? CLI_USAGE : 0;
+}
+
+int cli_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	int verbose = 0, ret;
+
+	vm_config_init(&cfg);
+	ret = run_parse(argc, argv, &cfg, &verbose);
+	if (ret) {
+		vm_config_free(&cfg);
+		return ret < 0 ? 0 : ret;
 	}
 	if (verbose)
 		log_set_level(verbose > 1 ? LOG_DEBUG : LOG_INFO);
-
-	return vmm_run(&cfg);
+	ret = vmm_run(&cfg);
+	vm_config_free(&cfg);
+	return ret;
 }

@@ -4,15 +4,10 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
-#include "arch/x86/layout.h"
 #include "util/log.h"
-#include "vmm/vm.h"
 
-/* Register lengths as the FADT describes them. */
-#define PM1_EVT_LEN		4	/* PM1_STS (16 bits), then PM1_EN (16 bits) */
-#define PM1_CNT_LEN		2
-#define RESET_REG_LEN		1
 
 /* PM1_STS / PM1_EN bits (ACPI 6.3 tables 4-16 to 4-19). */
 #define PM1_STS_TMR		(1U << 0)
@@ -52,20 +47,16 @@
  * Nothing in bootvm raises a PM1 status bit yet (no power button, no PM
  * timer), so the SCI is never asserted; the registers still behave as the
  * specification says so that ACPICA's read-modify-write sequences work.
- *
- * One instance per process: acpi_pm.h gives no way to free per-VM state,
- * and bootvm runs one VM per process. acpi_pm_create() resets it.
  */
 struct acpi_pm {
 	pthread_mutex_t lock;
-	struct vm *vm;
+	struct acpi_pm_ports ports;
+	struct stop_hook stop;
 	uint16_t sts;
 	uint16_t en;
 	uint16_t cnt;		/* PM1_CNT_STORED bits only */
 	bool warned_sleep;	/* the guest asked for an unsupported sleep state */
 };
-
-static struct acpi_pm acpi_pm_dev = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /*
  * The event block is a little-endian pair of 16-bit registers; an access of
@@ -118,17 +109,17 @@ static void acpi_pm_cnt_write(void *dev, uint64_t offset, unsigned int size, uin
 	slp_typ = (pm->cnt & PM1_CNT_SLP_TYP_MASK) >> PM1_CNT_SLP_TYP_SHIFT;
 	/* ACPICA writes SLP_TYP first, then SLP_TYP with SLP_EN: only the latter acts. */
 	sleep = v & PM1_CNT_SLP_EN;
-	if (sleep && slp_typ != ACPI_S5_SLP_TYP && !pm->warned_sleep) {
+	if (sleep && slp_typ != ACPI_PM_S5_SLP_TYP && !pm->warned_sleep) {
 		pm->warned_sleep = true;
 		warn = true;
 	}
 	pthread_mutex_unlock(&pm->lock);
 
-	if (sleep && slp_typ == ACPI_S5_SLP_TYP)
-		vm_request_stop(pm->vm, VM_STOP_POWEROFF, "ACPI S5");
+	if (sleep && slp_typ == ACPI_PM_S5_SLP_TYP)
+		stop_hook_request(&pm->stop, VM_STOP_POWEROFF, "ACPI S5");
 	else if (warn)
 		log_warn("guest asked for ACPI sleep type %u; only S5 (%u) is supported, ignored",
-			 slp_typ, ACPI_S5_SLP_TYP);
+			 slp_typ, ACPI_PM_S5_SLP_TYP);
 }
 
 static uint64_t acpi_pm_reset_read(void *dev, uint64_t offset, unsigned int size)
@@ -140,15 +131,15 @@ static void acpi_pm_reset_write(void *dev, uint64_t offset, unsigned int size, u
 {
 	struct acpi_pm *pm = dev;
 
-	if ((value & 0xff) == ACPI_RESET_VALUE)
-		vm_request_stop(pm->vm, VM_STOP_RESET, "ACPI reset register");
+	if ((value & 0xff) == ACPI_PM_RESET_VALUE)
+		stop_hook_request(&pm->stop, VM_STOP_RESET, "ACPI reset register");
 }
 
-void acpi_pm_test_set_status(uint16_t bits)
+void acpi_pm_test_set_status(struct acpi_pm *pm, uint16_t bits)
 {
-	pthread_mutex_lock(&acpi_pm_dev.lock);
-	acpi_pm_dev.sts |= bits & PM1_STS_MASK;
-	pthread_mutex_unlock(&acpi_pm_dev.lock);
+	pthread_mutex_lock(&pm->lock);
+	pm->sts |= bits & PM1_STS_MASK;
+	pthread_mutex_unlock(&pm->lock);
 }
 
 static const struct bus_ops acpi_pm_evt_ops = {
@@ -166,24 +157,61 @@ static const struct bus_ops acpi_pm_reset_ops = {
 	.write = acpi_pm_reset_write,
 };
 
-int acpi_pm_create(struct vm *vm)
+static void acpi_pm_reset(void *dev)
 {
-	struct acpi_pm *pm = &acpi_pm_dev;
+	struct acpi_pm *pm = dev;
 
 	pthread_mutex_lock(&pm->lock);
-	pm->vm = vm;
 	pm->sts = 0;
 	pm->en = 0;
 	pm->cnt = 0;
 	pm->warned_sleep = false;
 	pthread_mutex_unlock(&pm->lock);
-
-	if (bus_register(&vm->pio, PORT_ACPI_PM1A_EVT, PM1_EVT_LEN, "ACPI PM1a event",
-			 &acpi_pm_evt_ops, pm) < 0 ||
-	    bus_register(&vm->pio, PORT_ACPI_PM1A_CNT, PM1_CNT_LEN, "ACPI PM1a control",
-			 &acpi_pm_cnt_ops, pm) < 0 ||
-	    bus_register(&vm->pio, PORT_ACPI_RESET, RESET_REG_LEN, "ACPI reset",
-			 &acpi_pm_reset_ops, pm) < 0)
-		return -1;
-	return 0;
 }
+
+struct acpi_pm *acpi_pm_create(struct bus *pio, const struct acpi_pm_ports *ports,
+			       const struct stop_hook *stop)
+{
+	struct acpi_pm *pm = calloc(1, sizeof(*pm));
+
+	if (!pm) {
+		log_error("ACPI PM: out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&pm->lock, NULL);
+	pm->ports = *ports;
+	pm->stop = *stop;
+	if (bus_register(pio, ports->evt, ACPI_PM1_EVT_LEN, "ACPI PM1a event",
+			 &acpi_pm_evt_ops, pm) < 0)
+		goto err_free;
+	if (bus_register(pio, ports->cnt, ACPI_PM1_CNT_LEN, "ACPI PM1a control",
+			 &acpi_pm_cnt_ops, pm) < 0)
+		goto err_evt;
+	if (bus_register(pio, ports->reset, ACPI_RESET_REG_LEN, "ACPI reset",
+			 &acpi_pm_reset_ops, pm) < 0)
+		goto err_cnt;
+	return pm;
+
+err_cnt:
+	bus_unregister(pio, ports->cnt);
+err_evt:
+	bus_unregister(pio, ports->evt);
+err_free:
+	pthread_mutex_destroy(&pm->lock);
+	free(pm);
+	return NULL;
+}
+
+static void acpi_pm_destroy(void *dev)
+{
+	struct acpi_pm *pm = dev;
+
+	pthread_mutex_destroy(&pm->lock);
+	free(pm);
+}
+
+const struct device_ops acpi_pm_device_ops = {
+	.kind = "acpi-pm",
+	.reset = acpi_pm_reset,
+	.destroy = acpi_pm_destroy,
+};

@@ -6,4 +6,6 @@
 
 #include <stdint.h>
 
-void acpi_pm_test_set_status(uint16_t bits);
+struct acpi_pm;
+
+void acpi_pm_test_set_status(struct acpi_pm *pm, uint16_t bits);

@@ -1,10 +1,15 @@
 #include "devices/i8042.h"
 
-#include "arch/x86/layout.h"
-#include "vmm/vm.h"
+#include <stdlib.h>
+
+#include "util/log.h"
 
 #define I8042_CMD_PULSE_RESET	0xfe	/* pulse output line 0: CPU reset */
 #define I8042_STATUS_SYS	0x04	/* system flag: self-test passed */
+
+struct i8042 {
+	struct stop_hook stop;
+};
 
 static uint64_t i8042_data_read(void *dev, uint64_t offset, unsigned int size)
 {
@@ -18,10 +23,10 @@ static uint64_t i8042_status_read(void *dev, uint64_t offset, unsigned int size)
 
 static void i8042_command_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
 {
-	struct vm *vm = dev;
+	struct i8042 *k = dev;
 
 	if ((value & 0xff) == I8042_CMD_PULSE_RESET)
-		vm_request_stop(vm, VM_STOP_RESET, "i8042 reset");
+		stop_hook_request(&k->stop, VM_STOP_RESET, "i8042 reset");
 }
 
 static const struct bus_ops i8042_data_ops = {
@@ -33,11 +38,36 @@ static const struct bus_ops i8042_command_ops = {
 	.write = i8042_command_write,
 };
 
-int i8042_create(struct vm *vm)
+struct i8042 *i8042_create(struct bus *pio, uint16_t data_port, uint16_t cmd_port,
+			   const struct stop_hook *stop)
 {
+	struct i8042 *k = calloc(1, sizeof(*k));
+
+	if (!k) {
+		log_error("i8042: out of memory");
+		return NULL;
+	}
+	k->stop = *stop;
 	/* Port 0x61 between them belongs to the in-kernel PIT's speaker. */
-	if (bus_register(&vm->pio, PORT_I8042_DATA, 1, "i8042 data", &i8042_data_ops, vm) < 0 ||
-	    bus_register(&vm->pio, PORT_I8042_CMD, 1, "i8042 command", &i8042_command_ops, vm) < 0)
-		return -1;
-	return 0;
+	if (bus_register(pio, data_port, 1, "i8042 data", &i8042_data_ops, k) < 0)
+		goto err_free;
+	if (bus_register(pio, cmd_port, 1, "i8042 command", &i8042_command_ops, k) < 0)
+		goto err_unregister;
+	return k;
+
+err_unregister:
+	bus_unregister(pio, data_port);
+err_free:
+	free(k);
+	return NULL;
 }
+
+static void i8042_destroy(void *dev)
+{
+	free(dev);
+}
+
+const struct device_ops i8042_device_ops = {
+	.kind = "i8042",
+	.destroy = i8042_destroy,
+};

@@ -1,10 +1,15 @@
 #include "devices/pvpanic.h"
 
-#include "arch/x86/layout.h"
-#include "vmm/vm.h"
+#include <stdlib.h>
+
+#include "util/log.h"
 
 #define PVPANIC_PANICKED	(1U << 0)
 #define PVPANIC_CRASH_LOADED	(1U << 1)
+
+struct pvpanic {
+	struct stop_hook stop;
+};
 
 static uint64_t pvpanic_read(void *dev, uint64_t offset, unsigned int size)
 {
@@ -13,9 +18,11 @@ static uint64_t pvpanic_read(void *dev, uint64_t offset, unsigned int size)
 
 static void pvpanic_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
 {
+	struct pvpanic *p = dev;
+
 	/* CRASH_LOADED alone means a kdump kernel takes over: keep running. */
 	if (value & PVPANIC_PANICKED)
-		vm_request_stop(dev, VM_STOP_PANIC, "pvpanic");
+		stop_hook_request(&p->stop, VM_STOP_PANIC, "pvpanic");
 }
 
 static const struct bus_ops pvpanic_ops = {
@@ -23,7 +30,47 @@ static const struct bus_ops pvpanic_ops = {
 	.write = pvpanic_write,
 };
 
-int pvpanic_create(struct vm *vm)
+struct pvpanic *pvpanic_create(struct bus *pio, uint16_t port, const struct stop_hook *stop)
 {
-	return bus_register(&vm->pio, PORT_PVPANIC, 1, "pvpanic", &pvpanic_ops, vm);
+	struct pvpanic *p = calloc(1, sizeof(*p));
+
+	if (!p) {
+		log_error("pvpanic: out of memory");
+		return NULL;
+	}
+	p->stop = *stop;
+	if (bus_register(pio, port, PVPANIC_PORT_LEN, "pvpanic", &pvpanic_ops, p) < 0) {
+		free(p);
+		return NULL;
+	}
+	return p;
 }
+
+void pvpanic_aml(struct aml *a, uint16_t port)
+{
+	uint8_t res_buf[32];
+	struct aml res;
+	size_t dev;
+
+	/* QEMU's pvpanic ISA device, which Linux's pvpanic-mmio driver binds to. */
+	dev = aml_device_begin(a, "PEVT");
+	aml_name_string(a, "_HID", "QEMU0001");
+	aml_method_return_integer(a, "_STA", AML_STA_ALL);
+	aml_init(&res, res_buf, sizeof(res_buf));
+	aml_res_io(&res, true, port, port, 0x01, PVPANIC_PORT_LEN);
+	aml_res_end(&res);
+	aml_name(a, "_CRS");
+	aml_buffer(a, res.buf, res.len);
+	a->overflow |= res.overflow;
+	aml_end(a, dev);
+}
+
+static void pvpanic_destroy(void *dev)
+{
+	free(dev);
+}
+
+const struct device_ops pvpanic_device_ops = {
+	.kind = "pvpanic",
+	.destroy = pvpanic_destroy,
+};

@@ -448,6 +448,19 @@ static void serial_room(void *opaque)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Power-on register state; the caller holds the lock or owns s alone. */
+static void serial_power_on(struct serial *s)
+{
+	s->ier = s->lcr = s->mcr = s->msr = s->scr = s->dlm = s->fcr = 0;
+	s->oe = s->tx_full = s->rx_refused = s->cti_masked = false;
+	s->rx_head = s->rx_count = 0;
+	s->rbr = 0;
+	s->dll = 0x0c;		/* 9600 baud from the 1.8432 MHz clock */
+	s->thr_ipending = false;	/* nothing has left THR yet: IIR reads 0x01 */
+	serial_update_msr(s);
+	s->msr &= ~MSR_DELTA;	/* the lines were up from the start */
+}
+
 struct serial *serial_create(struct console *con,
 			     void (*set_irq)(void *irq_opaque, int level), void *irq_opaque)
 {
@@ -461,10 +474,7 @@ struct serial *serial_create(struct console *con,
 	s->con = con;
 	s->set_irq = set_irq;
 	s->irq_opaque = irq_opaque;
-	s->dll = 0x0c;		/* 9600 baud from the 1.8432 MHz clock */
-	s->thr_ipending = false;	/* nothing has left THR yet: IIR reads 0x01 */
-	serial_update_msr(s);
-	s->msr &= ~MSR_DELTA;	/* the lines were up from the start */
+	serial_power_on(s);
 	if (con) {
 		console_set_input(con, serial_console_receive, s);
 		console_set_room_handler(con, serial_room, s);
@@ -483,4 +493,46 @@ void serial_destroy(struct serial *s)
 	}
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+static void serial_reset(void *dev)
+{
+	struct serial *s = dev;
+
+	pthread_mutex_lock(&s->lock);
+	serial_power_on(s);
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void serial_destroy_dev(void *dev)
+{
+	serial_destroy(dev);
+}
+
+const struct device_ops serial_device_ops = {
+	.kind = "serial",
+	.reset = serial_reset,
+	.destroy = serial_destroy_dev,
+};
+
+void serial_aml(struct aml *a, const char *name, unsigned int uid, uint16_t base,
+		unsigned int irq)
+{
+	uint8_t res_buf[32];
+	struct aml res;
+	size_t dev;
+
+	dev = aml_device_begin(a, name);
+	aml_name_eisaid(a, "_HID", "PNP0501");
+	aml_name_integer(a, "_UID", uid);
+	aml_method_return_integer(a, "_STA", AML_STA_ALL);
+	aml_init(&res, res_buf, sizeof(res_buf));
+	aml_res_io(&res, true, base, base, 0x00, SERIAL_PORT_LEN);
+	aml_res_irq_noflags(&res, (uint16_t)(1U << irq));
+	aml_res_end(&res);
+	aml_name(a, "_CRS");
+	aml_buffer(a, res.buf, res.len);
+	a->overflow |= res.overflow;
+	aml_end(a, dev);
 }

@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/aml.h"
 #include "vmm/bus.h"
+#include "vmm/device.h"
 
 struct console;
 struct serial;
@@ -26,6 +28,13 @@ struct serial;
 struct serial *serial_create(struct console *con,
 			     void (*set_irq)(void *irq_opaque, int level), void *irq_opaque);
 void serial_destroy(struct serial *s);
+
+/* Device (name) for the DSDT's \_SB scope: a PNP0501 at base with irq. */
+void serial_aml(struct aml *a, const char *name, unsigned int uid, uint16_t base,
+		unsigned int irq);
+
+/* reset: back to power-on registers (the console stays as it is). */
+extern const struct device_ops serial_device_ops;
 
 /* Register s with bus_register(bus, base, SERIAL_PORT_LEN, "serial", &serial_bus_ops, s). */
 extern const struct bus_ops serial_bus_ops;

@@ -1,5 +1,6 @@
 #include "util/aml.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* AML opcodes (ACPI 6.x section 20.3). */
@@ -22,11 +23,27 @@
 #define AML_ROOT_CHAR		0x5c
 #define AML_PARENT_PREFIX	0x5e
 #define AML_RETURN_OP		0xa4
+#define AML_ARG0_OP		0x68
 
 /* Small resource descriptor tags: type << 3 | length. */
 #define AML_RES_IRQ_NOFLAGS	0x22	/* type 0x04, 2 bytes */
 #define AML_RES_IO		0x47	/* type 0x08, 7 bytes */
 #define AML_RES_END_TAG		0x79	/* type 0x0f, 1 byte */
+/* Large resource descriptors: tag, then a 16-bit length of what follows. */
+#define AML_RES_MEMORY32_FIXED	0x86
+#define AML_RES_DWORD_ADDRESS	0x87
+#define AML_RES_WORD_ADDRESS	0x88
+#define AML_RES_QWORD_ADDRESS	0x8a
+/* Address space descriptor fields. */
+#define AML_RES_TYPE_MEMORY	0
+#define AML_RES_TYPE_IO		1
+#define AML_RES_TYPE_BUS	2
+#define AML_RES_CONSUMER	0x01	/* general flags: bit 0 */
+#define AML_RES_MIN_FIXED	0x04
+#define AML_RES_MAX_FIXED	0x08
+#define AML_RES_MEM_RW		0x01	/* memory type-specific flags */
+#define AML_RES_MEM_CACHEABLE	0x02	/* _MEM = 1 */
+#define AML_RES_IO_ENTIRE_RANGE	0x03	/* I/O type-specific flags: _RNG = 3 */
 
 /* A PkgLength is reserved at its widest and shrunk when the object closes. */
 #define PKG_RESERVE 4
@@ -37,16 +54,48 @@ void aml_init(struct aml *a, uint8_t *buf, size_t cap)
 	a->cap = cap;
 	a->len = 0;
 	a->overflow = false;
+	a->growable = false;
+}
+
+void aml_init_growable(struct aml *a)
+{
+	aml_init(a, NULL, 0);
+	a->growable = true;
+}
+
+void aml_fini(struct aml *a)
+{
+	if (a->growable)
+		free(a->buf);
+	aml_init(a, NULL, 0);
+}
+
+/* Make room for n more bytes; false (overflow set) when that is impossible. */
+static bool aml_reserve(struct aml *a, size_t n)
+{
+	if (n <= a->cap - a->len)
+		return true;
+	if (a->growable && n <= AML_GROW_MAX - a->len) {
+		size_t cap = a->cap ? a->cap : 256;
+		uint8_t *p;
+
+		while (cap - a->len < n)
+			cap *= 2;
+		p = realloc(a->buf, cap);
+		if (p) {
+			a->buf = p;
+			a->cap = cap;
+			return true;
+		}
+	}
+	a->overflow = true;
+	return false;
 }
 
 void aml_bytes(struct aml *a, const void *p, size_t n)
 {
-	if (a->overflow)
+	if (a->overflow || !aml_reserve(a, n))
 		return;
-	if (n > a->cap - a->len) {
-		a->overflow = true;
-		return;
-	}
 	memcpy(a->buf + a->len, p, n);
 	a->len += n;
 }
@@ -381,5 +430,83 @@ void aml_res_end(struct aml *a)
 	/* A zero checksum means "treat the template as valid", as iasl writes it. */
 	uint8_t d[2] = { AML_RES_END_TAG, 0x00 };
 
+	aml_bytes(a, d, sizeof(d));
+}
+
+void aml_arg(struct aml *a, unsigned int n)
+{
+	if (n > 6) {
+		a->overflow = true;
+		return;
+	}
+	aml_byte(a, (uint8_t)(AML_ARG0_OP + n));
+}
+
+/* Little-endian fields of width bytes each, after the descriptor's header. */
+static void aml_res_le(uint8_t *p, uint64_t v, unsigned int width)
+{
+	for (unsigned int i = 0; i < width; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/*
+ * One address space descriptor: header (tag, length, type, general flags,
+ * type-specific flags), then granularity, min, max, translation, length of
+ * width bytes each.
+ */
+static void aml_res_address(struct aml *a, uint8_t tag, unsigned int width, uint8_t type,
+			    bool producer, uint8_t tflags, uint64_t min, uint64_t max)
+{
+	uint8_t d[3 + 3 + 5 * 8];
+	size_t body = 3 + 5 * (size_t)width;
+
+	d[0] = tag;
+	d[1] = (uint8_t)body;
+	d[2] = 0;
+	d[3] = type;
+	d[4] = (uint8_t)(AML_RES_MIN_FIXED | AML_RES_MAX_FIXED |
+			 (producer ? 0 : AML_RES_CONSUMER));
+	d[5] = tflags;
+	aml_res_le(d + 6 + 0 * width, 0, width);		/* granularity */
+	aml_res_le(d + 6 + 1 * width, min, width);
+	aml_res_le(d + 6 + 2 * width, max, width);
+	aml_res_le(d + 6 + 3 * width, 0, width);		/* translation */
+	aml_res_le(d + 6 + 4 * width, max - min + 1, width);
+	if (max < min)
+		a->overflow = true;	/* a programming error */
+	aml_bytes(a, d, 3 + body);
+}
+
+void aml_res_word_bus_number(struct aml *a, uint16_t min, uint16_t max)
+{
+	aml_res_address(a, AML_RES_WORD_ADDRESS, 2, AML_RES_TYPE_BUS, true, 0, min, max);
+}
+
+void aml_res_word_io(struct aml *a, uint16_t min, uint16_t max)
+{
+	aml_res_address(a, AML_RES_WORD_ADDRESS, 2, AML_RES_TYPE_IO, true,
+			AML_RES_IO_ENTIRE_RANGE, min, max);
+}
+
+void aml_res_dword_memory(struct aml *a, bool producer, bool cacheable, uint32_t min,
+			  uint32_t max)
+{
+	aml_res_address(a, AML_RES_DWORD_ADDRESS, 4, AML_RES_TYPE_MEMORY, producer,
+			AML_RES_MEM_RW | (cacheable ? AML_RES_MEM_CACHEABLE : 0), min, max);
+}
+
+void aml_res_qword_memory(struct aml *a, bool producer, bool cacheable, uint64_t min,
+			  uint64_t max)
+{
+	aml_res_address(a, AML_RES_QWORD_ADDRESS, 8, AML_RES_TYPE_MEMORY, producer,
+			AML_RES_MEM_RW | (cacheable ? AML_RES_MEM_CACHEABLE : 0), min, max);
+}
+
+void aml_res_memory32_fixed(struct aml *a, uint32_t base, uint32_t len)
+{
+	uint8_t d[12] = { AML_RES_MEMORY32_FIXED, 9, 0, AML_RES_MEM_RW };
+
+	aml_res_le(d + 4, base, 4);
+	aml_res_le(d + 8, len, 4);
 	aml_bytes(a, d, sizeof(d));
 }

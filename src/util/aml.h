@@ -3,7 +3,8 @@
  * needs. Names, integers, strings, packages, scopes, devices, methods that
  * return a constant, buffers and small resource descriptors.
  *
- * Writes go into a caller-supplied buffer. Running out of room sets
+ * Writes go into a caller-supplied buffer, or one that grows as needed
+ * (aml_init_growable(), freed by aml_fini()). Running out of room sets
  * `overflow` and turns every later call into a no-op, so a caller checks
  * once at the end. Objects with a PkgLength (scope, device, method,
  * package) are opened with *_begin(), which returns a mark, and closed with
@@ -20,12 +21,21 @@ struct aml {
 	size_t cap;
 	size_t len;
 	bool overflow;
+	bool growable;		/* buf is ours: realloc'ed as needed */
 };
+
+/* _STA value: present, enabled, shown in the UI, functioning. */
+#define AML_STA_ALL 0x0f
+
+/* A growable buffer never exceeds this (a DSDT is kilobytes). */
+#define AML_GROW_MAX (16U << 20)
 
 /* Largest body a PkgLength can describe (28 bits, minus its own 4 bytes). */
 #define AML_PKG_MAX ((1U << 28) - 1 - 4)
 
 void aml_init(struct aml *a, uint8_t *buf, size_t cap);
+void aml_init_growable(struct aml *a);
+void aml_fini(struct aml *a);
 void aml_byte(struct aml *a, uint8_t b);
 void aml_bytes(struct aml *a, const void *p, size_t n);
 
@@ -81,3 +91,23 @@ void aml_res_io(struct aml *a, bool decode16, uint16_t min, uint16_t max,
 		uint8_t align, uint8_t len);
 void aml_res_irq_noflags(struct aml *a, uint16_t mask);
 void aml_res_end(struct aml *a);
+
+/* ArgN (0-6) as an operand. */
+void aml_arg(struct aml *a, unsigned int n);
+
+/*
+ * Address space descriptors (ACPI 6.x 6.4.3.5) as iasl writes them for
+ * WordBusNumber / WordIO / DWordMemory / QWordMemory: MinFixed, MaxFixed,
+ * PosDecode, granularity 0, translation 0, length max - min + 1. Bus
+ * numbers and I/O are always windows (ResourceProducer); memory is a
+ * window when producer, else a range the device consumes.
+ */
+void aml_res_word_bus_number(struct aml *a, uint16_t min, uint16_t max);
+void aml_res_word_io(struct aml *a, uint16_t min, uint16_t max);
+/* cacheable: Cacheable rather than NonCacheable (never Prefetchable); ReadWrite. */
+void aml_res_dword_memory(struct aml *a, bool producer, bool cacheable, uint32_t min,
+			  uint32_t max);
+void aml_res_qword_memory(struct aml *a, bool producer, bool cacheable, uint64_t min,
+			  uint64_t max);
+/* Memory32Fixed (ReadWrite, base, len). */
+void aml_res_memory32_fixed(struct aml *a, uint32_t base, uint32_t len);

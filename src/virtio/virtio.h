@@ -61,13 +61,14 @@ struct virtio_dev {
 	const struct guest_mem *mem;
 	uint32_t config_size;
 
-	pthread_mutex_t lock;		/* transport register state below */
+	pthread_mutex_t lock;		/* transport register state below (the transport inits it) */
 	uint64_t device_features;	/* offered, transport bits included */
 	uint64_t features;		/* negotiated (driver's subset), valid from FEATURES_OK */
 	uint8_t status;
 	uint8_t isr;			/* INTx: bit 0 queue, bit 1 config */
 	uint32_t config_generation;
 	uint16_t config_msix_vector;
+	unsigned int failures;		/* virtio_dev_fail() calls; only the first is logged */
 	unsigned int nr_queues;
 	struct virtio_queue queues[VIRTIO_MAX_QUEUES];
 

@@ -136,6 +136,21 @@ static const struct bus_range *bus_find_locked(const struct bus *bus, uint64_t a
 	return NULL;
 }
 
+bool bus_is_free(struct bus *bus, uint64_t base, uint64_t len)
+{
+	bool free = len && base + len > base;	/* as bus_register() requires */
+
+	pthread_rwlock_rdlock(&bus->lock);
+	for (unsigned int i = 0; free && i < bus->nr; i++) {
+		const struct bus_range *r = &bus->ranges[i];
+
+		if (base < r->base + r->len && r->base < base + len)
+			free = false;
+	}
+	pthread_rwlock_unlock(&bus->lock);
+	return free;
+}
+
 bool bus_find(struct bus *bus, uint64_t addr, struct bus_range *out)
 {
 	const struct bus_range *r;

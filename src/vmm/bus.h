@@ -50,6 +50,13 @@ int bus_unregister(struct bus *bus, uint64_t base);
 /* Move the range at old_base to new_base (same length). -1 (logged) on overlap. */
 int bus_move(struct bus *bus, uint64_t old_base, uint64_t new_base);
 
+/*
+ * Whether [base, base + len) could be registered now: not empty, not
+ * wrapping, overlapping nothing. Nothing logged (a guest programming a PCI
+ * BAR over another range is not an error of bootvm's).
+ */
+bool bus_is_free(struct bus *bus, uint64_t base, uint64_t len);
+
 /* A copy of the range holding addr; false if none. */
 bool bus_find(struct bus *bus, uint64_t addr, struct bus_range *out);
 

@@ -1,4 +1,9 @@
-/* What `bootvm run` was asked to do, after the command line is parsed. */
+/*
+ * What a VM is asked to be: the one description the CLI (and later the API)
+ * fill and the VMM builds from. A vm_config started with vm_config_init()
+ * owns its strings and device lists (vm_config_free() releases them);
+ * vm_config_validate() is the one place that checks the whole of it.
+ */
 #pragma once
 
 #include <stdbool.h>
@@ -8,6 +13,24 @@ enum console_kind {
 	CONSOLE_STDIO,	/* guest serial <-> our stdin/stdout */
 	CONSOLE_FILE,	/* guest output appended to a file, no input */
 	CONSOLE_NONE,	/* guest output discarded, no input */
+};
+
+enum vm_disk_cache {
+	VM_DISK_CACHE_WRITEBACK,	/* host page cache; FLUSH is fdatasync */
+	VM_DISK_CACHE_NONE,		/* O_DIRECT */
+};
+
+#define VM_DISK_SERIAL_MAX 20		/* VIRTIO_BLK_ID_BYTES */
+#define VM_MAX_DISKS 16
+#define VM_DISK_MAX_QUEUES 16
+
+struct vm_disk_config {
+	const char *path;
+	bool readonly;
+	char serial[VM_DISK_SERIAL_MAX + 1];	/* "" when not given */
+	enum vm_disk_cache cache;
+	bool discard;
+	unsigned int nr_queues;		/* 0: one per vCPU (at most VM_DISK_MAX_QUEUES) */
 };
 
 struct vm_config {
@@ -20,8 +43,31 @@ struct vm_config {
 	const char *console_path;	/* CONSOLE_FILE only */
 	bool host_decompress;		/* decompress bzImage payloads on the host */
 	bool stats;			/* print timing and memory figures at exit */
+
+	struct vm_disk_config disks[VM_MAX_DISKS];	/* /dev/vda, vdb, ... in order */
+	unsigned int nr_disks;
+	bool rng;			/* a virtio-rng device */
+
+	bool owned;			/* strings are ours (vm_config_init) */
 };
 
 #define VM_DEFAULT_MEM_SIZE (512ULL << 20)
 #define VM_MIN_MEM_SIZE (8ULL << 20)
 #define VM_MAX_CPUS 255		/* xAPIC IDs in MADT type-0 entries; x2APIC beyond is future work */
+
+/* Defaults: 512 MiB, 1 vCPU, console on stdio, host-side decompression. */
+void vm_config_init(struct vm_config *cfg);
+void vm_config_free(struct vm_config *cfg);
+
+/* Replace a string field with a copy of value. -1 (logged) when out of memory. */
+int vm_config_set(struct vm_config *cfg, const char **field, const char *value);
+
+/*
+ * Add a disk from "PATH[,ro=on|off][,id=SERIAL][,cache=writeback|none]
+ * [,discard=on|off][,queues=N]" (what --disk takes). A comma in PATH is
+ * written ",,". -1 with one line naming the option and the problem.
+ */
+int vm_config_add_disk(struct vm_config *cfg, const char *spec);
+
+/* Check everything together; -1 with one line naming what is wrong. */
+int vm_config_validate(const struct vm_config *cfg);

@@ -9,6 +9,24 @@
 
 #include <stdbool.h>
 
+#include "vmm/exit_status.h"
+
+/*
+ * How a device asks the VM to stop (power off, reset, panic): injected by
+ * the board, so no device needs the VM itself. Safe from any thread.
+ */
+struct stop_hook {
+	void (*request)(void *opaque, enum vm_stop_reason reason, const char *why);
+	void *opaque;
+};
+
+static inline void stop_hook_request(const struct stop_hook *h, enum vm_stop_reason reason,
+				     const char *why)
+{
+	if (h->request)
+		h->request(h->opaque, reason, why);
+}
+
 struct device_ops {
 	const char *kind;		/* "serial", "virtio-blk", ... */
 	void (*reset)(void *dev);	/* back to power-on state */

@@ -11,10 +11,11 @@
 
 #include "arch/x86/arch.h"
 #include "util/log.h"
+#include "vmm/thread.h"
 #include "vmm/vm.h"
 
 /* Interrupts KVM_RUN; the handler does nothing, EINTR is the point. */
-#define VCPU_KICK_SIGNAL SIGUSR1
+#define VCPU_KICK_SIGNAL THREAD_KICK_SIGNAL
 
 /*
  * Guards every vCPU's started and thread: a vCPU thread kicks the others
@@ -56,7 +57,7 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int id)
 		vcpu->run = NULL;
 		goto err_close;
 	}
-	if (arch_vcpu_init(vcpu) < 0)
+	if (arch_vcpu_init(&(struct arch_vcpu){ vcpu->fd, id, vm->nr_cpus_planned, vm->cpuid }) < 0)
 		goto err_unmap;
 	return 0;
 
@@ -165,14 +166,6 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
-	sigset_t set;
-	char name[16];
-
-	snprintf(name, sizeof(name), "vcpu%u", vcpu->id);
-	pthread_setname_np(pthread_self(), name);
-	sigemptyset(&set);
-	sigaddset(&set, VCPU_KICK_SIGNAL);
-	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (!vm_is_stopping(vcpu->vm)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
@@ -194,17 +187,15 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *vcpu)
 {
+	char name[16];
 	int err;
 
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->id);
 	pthread_mutex_lock(&vcpu_threads_lock);
-	err = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	err = thread_start(&vcpu->thread, THREAD_VCPU, name, vcpu_thread, vcpu);
 	vcpu->started = !err;
 	pthread_mutex_unlock(&vcpu_threads_lock);
-	if (err) {
-		log_error("cannot start vCPU %u thread: %s", vcpu->id, strerror(err));
-		return -1;
-	}
-	return 0;
+	return err;
 }
 
 void vcpu_kick(struct vcpu *vcpu)
@@ -233,5 +224,6 @@ void vcpu_join(struct vcpu *vcpu)
 
 void vcpu_dump_state(struct vcpu *vcpu)
 {
-	arch_vcpu_dump(vcpu);
+	arch_vcpu_dump(&(struct arch_vcpu){ vcpu->fd, vcpu->id, vcpu->vm->nr_cpus_planned,
+					    vcpu->vm->cpuid });
 }

@@ -200,7 +200,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		goto err;
 	if (vm_set_memory(vm) < 0)
 		goto err;
-	if (arch_vm_init(vm) < 0)
+	if (arch_vm_init(vm->vm_fd, &vm->irq) < 0)
 		goto err;
 	return 0;
 
@@ -259,8 +259,9 @@ void vm_destroy(struct vm *vm)
 		vm->nr_vcpus = 0;
 	}
 	guest_mem_destroy(&vm->mem);
-	free(vm->routing);
-	vm->routing = NULL;
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	irq_router_destroy(&vm->irq);
 	free(vm->cpuid);
 	vm->cpuid = NULL;
 	if (vm->vm_fd >= 0)
@@ -340,21 +341,5 @@ int vm_teardown_detached(struct vm *vm)
 	}
 	close(parent_alive[0]);
 	/* parent_alive[1] stays open until we exit. */
-	return 0;
-}
-
-int vm_irq_line(struct vm *vm, unsigned int gsi, int level)
-{
-	struct kvm_irq_level irq = { .irq = gsi, .level = level };
-
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0) {
-		/* Devices raise lines on guest accesses: say it once, not per access. */
-		static bool warned;
-
-		if (!__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
-			log_warn("KVM_IRQ_LINE %u: %s (further failures not reported)",
-				 gsi, strerror(errno));
-		return -1;
-	}
 	return 0;
 }

@@ -9,11 +9,11 @@
 #include "vmm/bus.h"
 #include "vmm/config.h"
 #include "vmm/exit_status.h"
+#include "vmm/irq.h"
 #include "vmm/memory.h"
 
 struct vcpu;
 struct kvm_cpuid2;
-struct kvm_irq_routing;
 
 struct vm {
 	int kvm_fd;
@@ -28,9 +28,8 @@ struct vm {
 	struct vcpu *vcpus;
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID; vCPUs derive theirs */
 
-	/* GSI routes handed to KVM; irqchip pins now, MSIs later. */
-	struct kvm_irq_routing *routing;
-	unsigned int routing_cap;
+	/* GSI routes handed to KVM: irqchip pins, then MSI vectors. */
+	struct irq_router irq;
 
 	/* Stopping: the first request wins and names the exit status. */
 	pthread_mutex_t stop_lock;
@@ -65,9 +64,6 @@ void vm_destroy(struct vm *vm);
  * changed) if the child could not be started.
  */
 int vm_teardown_detached(struct vm *vm);
-
-/* Drive an ISA/GSI interrupt line (level 1 = asserted). */
-int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 
 /*
  * Ask the VM to stop with this reason; the first call wins, later ones are

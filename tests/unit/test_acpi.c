@@ -16,8 +16,11 @@
 #include <string.h>
 
 #include "arch/x86/acpi.h"
-#include "util/aml.h"
 #include "arch/x86/layout.h"
+#include "devices/acpi_pm.h"
+#include "devices/pvpanic.h"
+#include "devices/serial.h"
+#include "util/aml.h"
 #include "util/log.h"
 #include "vmm/memory.h"
 
@@ -81,9 +84,23 @@ static const uint8_t *sdt(const struct tables *t, uint64_t addr, const char *sig
 	return p;
 }
 
+/* The devices the board puts under \_SB: COM1 and pvpanic, each emitting its own AML. */
+static struct aml board_devices;
+
+static const struct aml *devices_aml(void)
+{
+	if (!board_devices.growable) {
+		aml_init_growable(&board_devices);
+		serial_aml(&board_devices, "COM1", 1, PORT_COM1, IRQ_COM1);
+		pvpanic_aml(&board_devices, PORT_PVPANIC);
+		assert_false(board_devices.overflow);
+	}
+	return &board_devices;
+}
+
 static void build(struct tables *t, unsigned int nr_cpus)
 {
-	struct acpi_config cfg = { .nr_cpus = nr_cpus };
+	struct acpi_config cfg = { .nr_cpus = nr_cpus, .dsdt_devices = devices_aml() };
 	size_t rsdp_off = 99;
 
 	memset(t, 0, sizeof(*t));
@@ -352,7 +369,7 @@ static void check_fadt(const struct tables *t)
 	assert_int_equal(f[118], 0);
 	assert_int_equal(f[119], 1);
 	assert_int_equal(le64(f + 120), PORT_ACPI_RESET);
-	assert_int_equal(f[128], ACPI_RESET_VALUE);
+	assert_int_equal(f[128], ACPI_PM_RESET_VALUE);
 
 	uint32_t flags = le32(f + 112);
 	assert_true(flags & (1U << 0));		/* WBINVD */
@@ -483,7 +500,7 @@ static void test_tables_dsdt(void **state)
 {
 	/* Name (\_S5_, Package (4) { 5, 5, 0, 0 }) */
 	static const uint8_t s5[] = { 0x08, 0x5c, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
-				      0x0a, ACPI_S5_SLP_TYP, 0x0a, ACPI_S5_SLP_TYP, 0x00, 0x00 };
+				      0x0a, ACPI_PM_S5_SLP_TYP, 0x0a, ACPI_PM_S5_SLP_TYP, 0x00, 0x00 };
 	static const uint8_t sb[] = { 0x10 };
 	static const uint8_t com1_hid[] = { 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x05, 0x01 };
 	static const uint8_t uid1[] = { 0x08, '_', 'U', 'I', 'D', 0x01 };
@@ -539,7 +556,7 @@ static void test_tables_dsdt(void **state)
 
 static void test_tables_too_small(void **state)
 {
-	struct acpi_config cfg = { .nr_cpus = 255 };
+	struct acpi_config cfg = { .nr_cpus = 255, .dsdt_devices = devices_aml() };
 	struct helper_log c = { 0 };
 	size_t need, rsdp_off;
 	uint8_t *buf = malloc(ACPI_ROOM);
@@ -577,7 +594,7 @@ static void test_tables_too_small(void **state)
 /* An unaligned base still gets a 16-byte-aligned RSDP and a 64-byte-aligned FACS. */
 static void test_tables_unaligned_base(void **state)
 {
-	struct acpi_config cfg = { .nr_cpus = 3 };
+	struct acpi_config cfg = { .nr_cpus = 3, .dsdt_devices = devices_aml() };
 	static uint8_t buf[8192];
 	uint64_t base = 0x10003;
 	size_t rsdp_off, used;
@@ -595,7 +612,7 @@ static void test_tables_unaligned_base(void **state)
 
 static void test_install(void **state)
 {
-	struct acpi_config cfg = { .nr_cpus = 255 };
+	struct acpi_config cfg = { .nr_cpus = 255, .dsdt_devices = devices_aml() };
 	struct helper_log c = { 0 };
 	struct guest_mem m;
 	uint64_t rsdp = 0;

@@ -36,8 +36,23 @@
 
 struct fixture {
 	struct vm vm;
+	struct acpi_pm *pm;
 	struct helper_log log;
 };
+
+static const struct acpi_pm_ports ports = {
+	.evt = PORT_ACPI_PM1A_EVT, .cnt = PORT_ACPI_PM1A_CNT, .reset = PORT_ACPI_RESET,
+};
+
+static void stop_vm(void *opaque, enum vm_stop_reason reason, const char *why)
+{
+	vm_request_stop(opaque, reason, why);
+}
+
+static struct acpi_pm *create(struct vm *vm)
+{
+	return acpi_pm_create(&vm->pio, &ports, &(struct stop_hook){ stop_vm, vm });
+}
 
 static int setup(void **state)
 {
@@ -48,7 +63,8 @@ static int setup(void **state)
 	bus_init(&f->vm.pio, "pio");
 	bus_init(&f->vm.mmio, "mmio");
 	log_set_sink(helper_log_sink, &f->log);
-	if (acpi_pm_create(&f->vm) < 0)
+	f->pm = create(&f->vm);
+	if (!f->pm)
 		return -1;
 	*state = f;
 	return 0;
@@ -59,7 +75,10 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	log_set_sink(NULL, NULL);
+	acpi_pm_device_ops.destroy(f->pm);
 	vm_stop_fini(&f->vm);
+	bus_destroy(&f->vm.pio);
+	bus_destroy(&f->vm.mmio);
 	free(f);
 	return 0;
 }
@@ -99,7 +118,7 @@ static void test_registered_ranges(void **state)
 	assert_false(bus_find(&f->vm.pio, PORT_ACPI_RESET + 1, &r));
 
 	/* Creating it twice on one bus is a registration error, logged once. */
-	assert_int_equal(acpi_pm_create(&f->vm), -1);
+	assert_null(create(&f->vm));
 	assert_int_equal(f->log.errors, 1);
 }
 
@@ -108,10 +127,10 @@ static void test_s5_powers_off(void **state)
 {
 	struct fixture *f = *state;
 
-	out(&f->vm, PM1_CNT, 2, CNT_SCI_EN | SLP_TYP(ACPI_S5_SLP_TYP));
+	out(&f->vm, PM1_CNT, 2, CNT_SCI_EN | SLP_TYP(ACPI_PM_S5_SLP_TYP));
 	assert_false(vm_is_stopping(&f->vm));
-	assert_int_equal(in(&f->vm, PM1_CNT, 2), CNT_SCI_EN | SLP_TYP(ACPI_S5_SLP_TYP));
-	out(&f->vm, PM1_CNT, 2, CNT_SCI_EN | SLP_TYP(ACPI_S5_SLP_TYP) | CNT_SLP_EN);
+	assert_int_equal(in(&f->vm, PM1_CNT, 2), CNT_SCI_EN | SLP_TYP(ACPI_PM_S5_SLP_TYP));
+	out(&f->vm, PM1_CNT, 2, CNT_SCI_EN | SLP_TYP(ACPI_PM_S5_SLP_TYP) | CNT_SLP_EN);
 	assert_true(vm_is_stopping(&f->vm));
 	assert_int_equal(vm_stop_reason(&f->vm), VM_STOP_POWEROFF);
 	assert_int_equal(f->log.warnings, 0);
@@ -122,7 +141,7 @@ static void test_other_sleep_types_ignored(void **state)
 	struct fixture *f = *state;
 
 	for (unsigned int typ = 0; typ < 8; typ++) {
-		if (typ == ACPI_S5_SLP_TYP)
+		if (typ == ACPI_PM_S5_SLP_TYP)
 			continue;
 		out(&f->vm, PM1_CNT, 2, SLP_TYP(typ) | CNT_SLP_EN);
 		assert_false(vm_is_stopping(&f->vm));
@@ -133,7 +152,7 @@ static void test_other_sleep_types_ignored(void **state)
 	assert_int_equal(f->log.warnings, 1);
 	assert_non_null(strstr(f->log.last_warning, "sleep"));
 	/* S5 still works afterwards. */
-	out(&f->vm, PM1_CNT, 2, SLP_TYP(ACPI_S5_SLP_TYP) | CNT_SLP_EN);
+	out(&f->vm, PM1_CNT, 2, SLP_TYP(ACPI_PM_S5_SLP_TYP) | CNT_SLP_EN);
 	assert_int_equal(vm_stop_reason(&f->vm), VM_STOP_POWEROFF);
 }
 
@@ -175,7 +194,7 @@ static void test_reset_register(void **state)
 		out(&f->vm, PORT_ACPI_RESET, 1, ignored[i]);
 		assert_false(vm_is_stopping(&f->vm));
 	}
-	out(&f->vm, PORT_ACPI_RESET, 1, ACPI_RESET_VALUE);
+	out(&f->vm, PORT_ACPI_RESET, 1, ACPI_PM_RESET_VALUE);
 	assert_true(vm_is_stopping(&f->vm));
 	assert_int_equal(vm_stop_reason(&f->vm), VM_STOP_RESET);
 }
@@ -189,7 +208,7 @@ static void test_pm1_sts_write_one_to_clear(void **state)
 	out(&f->vm, PM1_STS, 2, 0xffff);
 	assert_int_equal(in(&f->vm, PM1_STS, 2), 0);
 
-	acpi_pm_test_set_status(STS_PWRBTN | STS_WAK | STS_TMR);
+	acpi_pm_test_set_status(f->pm, STS_PWRBTN | STS_WAK | STS_TMR);
 	assert_int_equal(in(&f->vm, PM1_STS, 2), STS_PWRBTN | STS_WAK | STS_TMR);
 	out(&f->vm, PM1_STS, 2, 0);				/* zeros change nothing */
 	assert_int_equal(in(&f->vm, PM1_STS, 2), STS_PWRBTN | STS_WAK | STS_TMR);
@@ -202,10 +221,10 @@ static void test_pm1_sts_write_one_to_clear(void **state)
 
 	/* Clearing status leaves PM1_EN alone, and the other way round. */
 	out(&f->vm, PM1_EN, 2, EN_PWRBTN);
-	acpi_pm_test_set_status(STS_PWRBTN);
+	acpi_pm_test_set_status(f->pm, STS_PWRBTN);
 	out(&f->vm, PM1_STS, 2, 0xffff);
 	assert_int_equal(in(&f->vm, PM1_EN, 2), EN_PWRBTN);
-	acpi_pm_test_set_status(STS_PWRBTN);
+	acpi_pm_test_set_status(f->pm, STS_PWRBTN);
 	out(&f->vm, PM1_EN, 2, 0);
 	assert_int_equal(in(&f->vm, PM1_STS, 2), STS_PWRBTN);
 }
@@ -225,7 +244,7 @@ static void test_byte_and_dword_accesses(void **state)
 	assert_int_equal(in(&f->vm, PM1_EN, 2), 0x4721);	/* TMR GBL PWRBTN SLPBTN RTC PCIEXP */
 
 	/* The whole event block as one dword: STS low, EN high. */
-	acpi_pm_test_set_status(STS_WAK);
+	acpi_pm_test_set_status(f->pm, STS_WAK);
 	assert_int_equal(in(&f->vm, PM1_STS, 4), (uint32_t)0x4721 << 16 | STS_WAK);
 	/* A word straddling the two registers. */
 	assert_int_equal(in(&f->vm, PM1_STS + 1, 2), (0x21U << 8) | (STS_WAK >> 8));
@@ -233,14 +252,19 @@ static void test_byte_and_dword_accesses(void **state)
 	assert_int_equal(in(&f->vm, PM1_STS, 4), (uint32_t)EN_GBL << 16);
 
 	/* S5 with one byte write to the control block's high byte. */
-	out(&f->vm, PM1_CNT + 1, 1, (SLP_TYP(ACPI_S5_SLP_TYP) | CNT_SLP_EN) >> 8);
+	out(&f->vm, PM1_CNT + 1, 1, (SLP_TYP(ACPI_PM_S5_SLP_TYP) | CNT_SLP_EN) >> 8);
 	assert_int_equal(vm_stop_reason(&f->vm), VM_STOP_POWEROFF);
 }
 
-/* A second VM (a later test, say) starts from power-on register values. */
-static void test_recreate_resets(void **state)
+/*
+ * A second VM in the same process has its own registers from power-on,
+ * and what one guest writes or triggers never reaches the other; reset
+ * brings an instance back to power-on values.
+ */
+static void test_two_vms_and_reset(void **state)
 {
 	struct fixture *f = *state;
+	struct acpi_pm *pm2;
 	struct vm vm2;
 
 	out(&f->vm, PM1_EN, 2, EN_PWRBTN);
@@ -248,11 +272,21 @@ static void test_recreate_resets(void **state)
 	memset(&vm2, 0, sizeof(vm2));
 	assert_int_equal(vm_stop_init(&vm2), 0);
 	bus_init(&vm2.pio, "pio");
-	assert_int_equal(acpi_pm_create(&vm2), 0);
+	pm2 = create(&vm2);
+	assert_non_null(pm2);
 	assert_int_equal(in(&vm2, PM1_EN, 2), 0);
 	assert_int_equal(in(&vm2, PM1_CNT, 2), CNT_SCI_EN);
-	out(&vm2, PORT_ACPI_RESET, 1, ACPI_RESET_VALUE);
+	out(&vm2, PORT_ACPI_RESET, 1, ACPI_PM_RESET_VALUE);
 	assert_int_equal(vm_stop_reason(&vm2), VM_STOP_RESET);
+	assert_false(vm_is_stopping(&f->vm));
+	assert_int_equal(in(&f->vm, PM1_EN, 2), EN_PWRBTN);
+
+	acpi_pm_device_ops.reset(f->pm);
+	assert_int_equal(in(&f->vm, PM1_EN, 2), 0);
+	assert_int_equal(in(&f->vm, PM1_CNT, 2), CNT_SCI_EN);
+
+	acpi_pm_device_ops.destroy(pm2);
+	bus_destroy(&vm2.pio);
 	vm_stop_fini(&vm2);
 }
 
@@ -305,7 +339,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_register, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pm1_sts_write_one_to_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_byte_and_dword_accesses, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recreate_resets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_vms_and_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_access, setup, teardown),
 	};
 

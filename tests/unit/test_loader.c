@@ -370,14 +370,15 @@ static const char *guest_cmdline(const struct env *e)
 static void expect_e820(const struct boot_e820_entry *t, unsigned int n, uint64_t ram)
 {
 	uint64_t low = ram < 3 * GIB ? ram : 3 * GIB;
-	struct boot_e820_entry want[5] = {
+	struct boot_e820_entry want[6] = {
 		{ 0, 0x9fc00, 1 },
 		{ 0x9fc00, 0x100000 - 0x9fc00, 2 },
 		{ 0x100000, low - 0x100000, 1 },
+		{ 0xe0000000, 0x100000, 2 },		/* PCI ECAM */
 		{ 0xfeffc000, 0x4000, 2 },
 		{ 4 * GIB, ram > 3 * GIB ? ram - 3 * GIB : 0, 1 },
 	};
-	unsigned int nw = ram > 3 * GIB ? 5 : 4;
+	unsigned int nw = ram > 3 * GIB ? 6 : 5;
 
 	assert_int_equal(n, nw);
 	for (unsigned int i = 0; i < n; i++) {
@@ -802,14 +803,16 @@ static void test_elf_pvh(void **state)
 	assert_true(si.modlist_paddr >= LAYOUT_PVH_INFO + sizeof(si));
 	assert_true(si.memmap_paddr + si.memmap_entries * sizeof(struct hvm_memmap_table_entry) <=
 		    LAYOUT_ZERO_PAGE);
-	assert_int_equal(si.memmap_entries, 4);
-	struct hvm_memmap_table_entry mm[4];
+	assert_int_equal(si.memmap_entries, 5);
+	struct hvm_memmap_table_entry mm[5];
 	assert_int_equal(guest_mem_read(&e.mem, si.memmap_paddr, mm, sizeof(mm)), 0);
 	assert_int_equal(mm[2].addr, 0x100000);
 	assert_int_equal(mm[2].size, 511 * MIB);
 	assert_int_equal(mm[2].type, 1);
-	assert_int_equal(mm[3].addr, 0xfeffc000);
+	assert_int_equal(mm[3].addr, LAYOUT_PCI_ECAM);
 	assert_int_equal(mm[3].type, 2);
+	assert_int_equal(mm[4].addr, 0xfeffc000);
+	assert_int_equal(mm[4].type, 2);
 	assert_string_equal(guest_cmdline(&e), "console=ttyS0");
 
 	/* Without an initrd: no modules. */

@@ -4,7 +4,7 @@
 
 #include "util/aml.h"
 #include "arch/x86/layout.h"
-#include "devices/serial.h"
+#include "devices/acpi_pm.h"
 #include "util/log.h"
 #include "vmm/memory.h"
 
@@ -235,15 +235,22 @@ _Static_assert(sizeof(struct acpi_madt_lapic_nmi) == 6, "MADT local APIC NMI ent
 #define ACPI_PIT_GSI			2	/* the PIT is wired to IOAPIC pin 2 */
 #define ACPI_IOAPIC_ID			0
 
-#define ACPI_XSDT_ENTRIES	2	/* FADT, MADT */
+#define ACPI_XSDT_MAX_ENTRIES	3	/* FADT, MADT, MCFG */
 
 #define ACPI_DSDT_REVISION	2	/* 64-bit AML integers */
-#define ACPI_DSDT_AML_MAX	512
+#define ACPI_MCFG_REVISION	1
 
-/* _STA: present, enabled, shown in the UI, functioning. */
-#define ACPI_STA_ALL		0x0f
-
-#define ACPI_PVPANIC_PORT_LEN	1
+/* MCFG: the header, 8 reserved bytes, then one allocation per ECAM range. */
+struct acpi_mcfg {
+	struct acpi_header h;
+	uint64_t reserved;
+	uint64_t base;
+	uint16_t segment;
+	uint8_t start_bus;
+	uint8_t end_bus;
+	uint32_t reserved2;
+} __attribute__((packed));
+_Static_assert(sizeof(struct acpi_mcfg) == 60, "MCFG with one allocation is 60 bytes");
 
 static uint8_t acpi_checksum(const uint8_t *p, size_t n)
 {
@@ -289,56 +296,32 @@ static struct acpi_gas acpi_gas_io(uint16_t port, unsigned int bytes, uint8_t ac
 	};
 }
 
-/* The DSDT's AML: \_S5_, then COM1 and the pvpanic device under \_SB. */
-static void acpi_dsdt_aml(struct aml *a)
+/* The DSDT's AML: \_S5_, then the devices the board describes, under \_SB. */
+static void acpi_dsdt_aml(struct aml *a, const struct acpi_config *cfg)
 {
-	uint8_t res_buf[32];
-	struct aml res;
-	size_t pkg, scope, dev;
+	size_t pkg, scope;
 
 	/* SLP_TYPa, SLP_TYPb, then two reserved values. */
 	aml_name(a, "\\_S5_");
 	pkg = aml_package_begin(a, 4);
-	aml_integer(a, ACPI_S5_SLP_TYP);
-	aml_integer(a, ACPI_S5_SLP_TYP);
+	aml_integer(a, ACPI_PM_S5_SLP_TYP);
+	aml_integer(a, ACPI_PM_S5_SLP_TYP);
 	aml_integer(a, 0);
 	aml_integer(a, 0);
 	aml_end(a, pkg);
 
 	scope = aml_scope_begin(a, "\\_SB");
-
-	dev = aml_device_begin(a, "COM1");
-	aml_name_eisaid(a, "_HID", "PNP0501");
-	aml_name_integer(a, "_UID", 1);
-	aml_method_return_integer(a, "_STA", ACPI_STA_ALL);
-	aml_init(&res, res_buf, sizeof(res_buf));
-	aml_res_io(&res, true, PORT_COM1, PORT_COM1, 0x00, SERIAL_PORT_LEN);
-	aml_res_irq_noflags(&res, 1U << IRQ_COM1);
-	aml_res_end(&res);
-	aml_name(a, "_CRS");
-	aml_buffer(a, res.buf, res.len);
-	a->overflow |= res.overflow;
-	aml_end(a, dev);
-
-	/* QEMU's pvpanic ISA device, which Linux's pvpanic-mmio driver binds to. */
-	dev = aml_device_begin(a, "PEVT");
-	aml_name_string(a, "_HID", "QEMU0001");
-	aml_method_return_integer(a, "_STA", ACPI_STA_ALL);
-	aml_init(&res, res_buf, sizeof(res_buf));
-	aml_res_io(&res, true, PORT_PVPANIC, PORT_PVPANIC, 0x01, ACPI_PVPANIC_PORT_LEN);
-	aml_res_end(&res);
-	aml_name(a, "_CRS");
-	aml_buffer(a, res.buf, res.len);
-	a->overflow |= res.overflow;
-	aml_end(a, dev);
-
+	if (cfg->dsdt_devices) {
+		aml_bytes(a, cfg->dsdt_devices->buf, cfg->dsdt_devices->len);
+		a->overflow |= cfg->dsdt_devices->overflow;
+	}
 	aml_end(a, scope);
 }
 
 /* Offsets of each table in the output buffer. */
 struct acpi_layout {
-	size_t rsdp, xsdt, fadt, facs, dsdt, madt, end;
-	size_t xsdt_len, dsdt_len, madt_len;
+	size_t rsdp, xsdt, fadt, facs, dsdt, madt, mcfg, end;
+	size_t xsdt_len, dsdt_len, madt_len, mcfg_len;
 };
 
 /* Advance off so that base + off is a multiple of align (a power of two). */
@@ -350,11 +333,13 @@ static size_t acpi_align(uint64_t base, size_t off, uint64_t align)
 }
 
 static void acpi_plan(struct acpi_layout *l, uint64_t base, unsigned int nr_cpus,
-		      size_t aml_len)
+		      size_t aml_len, bool mcfg)
 {
 	size_t off;
 
-	l->xsdt_len = sizeof(struct acpi_header) + ACPI_XSDT_ENTRIES * sizeof(uint64_t);
+	l->mcfg = 0;
+	l->mcfg_len = mcfg ? sizeof(struct acpi_mcfg) : 0;
+	l->xsdt_len = sizeof(struct acpi_header) + (mcfg ? 3 : 2) * sizeof(uint64_t);
 	l->dsdt_len = sizeof(struct acpi_header) + aml_len;
 	l->madt_len = sizeof(struct acpi_madt) + nr_cpus * sizeof(struct acpi_madt_lapic) +
 		      sizeof(struct acpi_madt_ioapic) + 2 * sizeof(struct acpi_madt_iso) +
@@ -373,18 +358,40 @@ static void acpi_plan(struct acpi_layout *l, uint64_t base, unsigned int nr_cpus
 	l->dsdt = off;
 	off = acpi_align(base, off + l->dsdt_len, 16);
 	l->madt = off;
-	l->end = off + l->madt_len;
+	off += l->madt_len;
+	if (mcfg) {
+		off = acpi_align(base, off, 16);
+		l->mcfg = off;
+		off += l->mcfg_len;
+	}
+	l->end = off;
 }
 
 static void acpi_write_xsdt(uint8_t *buf, const struct acpi_layout *l, uint64_t base)
 {
 	struct acpi_header h;
-	uint64_t entries[ACPI_XSDT_ENTRIES] = { base + l->fadt, base + l->madt };
+	uint64_t entries[ACPI_XSDT_MAX_ENTRIES] = { base + l->fadt, base + l->madt, base + l->mcfg };
 	uint8_t *t = buf + l->xsdt;
 
 	acpi_header_init(&h, "XSDT", "BOOTVMXS", l->xsdt_len, 1);
 	memcpy(t, &h, sizeof(h));
-	memcpy(t + sizeof(h), entries, sizeof(entries));
+	memcpy(t + sizeof(h), entries, l->xsdt_len - sizeof(h));
+	acpi_table_seal(t);
+}
+
+/* One ECAM allocation: segment 0, buses 0 to end_bus. */
+static void acpi_write_mcfg(uint8_t *buf, const struct acpi_layout *l,
+			    const struct acpi_config *cfg)
+{
+	struct acpi_mcfg m = { 0 };
+	uint8_t *t = buf + l->mcfg;
+
+	acpi_header_init(&m.h, "MCFG", "BOOTVMMC", sizeof(m), ACPI_MCFG_REVISION);
+	m.base = cfg->ecam_base;
+	m.segment = 0;
+	m.start_bus = 0;
+	m.end_bus = cfg->ecam_end_bus;
+	memcpy(t, &m, sizeof(m));
 	acpi_table_seal(t);
 }
 
@@ -432,7 +439,7 @@ static void acpi_write_fadt(uint8_t *buf, const struct acpi_layout *l, uint64_t 
 	f.flags = ACPI_FADT_F_WBINVD | ACPI_FADT_F_PROC_C1 | ACPI_FADT_F_PWR_BUTTON |
 		  ACPI_FADT_F_SLP_BUTTON | ACPI_FADT_F_FIX_RTC | ACPI_FADT_F_RESET_REG_SUP;
 	f.reset_reg = acpi_gas_io(PORT_ACPI_RESET, ACPI_RESET_REG_LEN, ACPI_GAS_ACCESS_BYTE);
-	f.reset_value = ACPI_RESET_VALUE;
+	f.reset_value = ACPI_PM_RESET_VALUE;
 
 	memcpy(&f.hypervisor_vendor_id, "BOOTVM\0\0", 8);
 
@@ -527,9 +534,9 @@ static void acpi_write_rsdp(uint8_t *buf, const struct acpi_layout *l, uint64_t 
 size_t acpi_build_tables(const struct acpi_config *cfg, uint8_t *buf, size_t len,
 			 uint64_t base, size_t *rsdp_off)
 {
-	uint8_t aml_buf[ACPI_DSDT_AML_MAX];
 	struct acpi_layout l;
 	struct aml a;
+	size_t used = 0;
 
 	*rsdp_off = 0;
 	if (cfg->nr_cpus < 1 || cfg->nr_cpus > ACPI_MAX_CPUS) {
@@ -538,20 +545,20 @@ size_t acpi_build_tables(const struct acpi_config *cfg, uint8_t *buf, size_t len
 		return 0;
 	}
 
-	aml_init(&a, aml_buf, sizeof(aml_buf));
-	acpi_dsdt_aml(&a);
+	aml_init_growable(&a);
+	acpi_dsdt_aml(&a, cfg);
 	if (a.overflow) {
-		log_error("ACPI tables: the DSDT's AML does not fit in %zu bytes", sizeof(aml_buf));
-		return 0;
+		log_error("ACPI tables: the DSDT's AML is malformed or too large");
+		goto out;
 	}
 
 	if (len > UINT64_MAX - base)
 		len = (size_t)(UINT64_MAX - base);	/* the tables cannot wrap around */
-	acpi_plan(&l, base, cfg->nr_cpus, a.len);
+	acpi_plan(&l, base, cfg->nr_cpus, a.len, cfg->ecam_base != 0);
 	if (l.end > len) {
 		log_error("ACPI tables for %u vCPUs need %zu bytes but only %zu fit at 0x%llx",
 			  cfg->nr_cpus, l.end, len, (unsigned long long)base);
-		return 0;
+		goto out;
 	}
 
 	memset(buf, 0, l.end);
@@ -559,10 +566,15 @@ size_t acpi_build_tables(const struct acpi_config *cfg, uint8_t *buf, size_t len
 	acpi_write_dsdt(buf, &l, &a);
 	acpi_write_madt(buf, &l, cfg->nr_cpus);
 	acpi_write_fadt(buf, &l, base);
+	if (cfg->ecam_base)
+		acpi_write_mcfg(buf, &l, cfg);
 	acpi_write_xsdt(buf, &l, base);
 	acpi_write_rsdp(buf, &l, base);
 	*rsdp_off = l.rsdp;
-	return l.end;
+	used = l.end;
+out:
+	aml_fini(&a);
+	return used;
 }
 
 int acpi_install(struct guest_mem *mem, const struct acpi_config *cfg, uint64_t *rsdp)

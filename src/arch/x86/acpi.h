@@ -1,17 +1,24 @@
 /*
  * ACPI tables for the guest: RSDP, XSDT, FADT (PM1a event/control blocks for
- * S5 poweroff, a reset register), FACS, DSDT (\_S5_, COM1, pvpanic), MADT (one local
- * APIC per vCPU, the IOAPIC, interrupt source overrides, LINT1 NMI).
+ * S5 poweroff, a reset register), FACS, DSDT (\_S5_, and under \_SB the
+ * devices' own AML, which the board collects), MADT (one local APIC per
+ * vCPU, the IOAPIC, interrupt source overrides, LINT1 NMI), and MCFG when
+ * there is a PCI host bridge.
  */
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/aml.h"
+
 struct guest_mem;
 
 struct acpi_config {
 	unsigned int nr_cpus;
+	const struct aml *dsdt_devices;	/* objects for Scope (\_SB); NULL: none */
+	uint64_t ecam_base;		/* PCI ECAM for MCFG; 0: no MCFG */
+	uint8_t ecam_end_bus;
 };
 
 /*

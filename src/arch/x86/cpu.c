@@ -11,8 +11,6 @@
 #include "arch/x86/cpuid.h"
 #include "arch/x86/irqchip.h"
 #include "util/log.h"
-#include "vmm/vcpu.h"
-#include "vmm/vm.h"
 
 #define MSR_IA32_SYSENTER_CS	0x174
 #define MSR_IA32_SYSENTER_ESP	0x175
@@ -37,14 +35,14 @@
 #define APIC_MODE_NMI		0x4
 #define APIC_MODE_EXTINT	0x7
 
-int arch_vm_init(struct vm *vm)
+int arch_vm_init(int vm_fd, struct irq_router *irq)
 {
-	return irqchip_create(vm);
+	return irqchip_create(vm_fd, irq);
 }
 
-static int vcpu_set_cpuid(struct vcpu *vcpu)
+static int vcpu_set_cpuid(const struct arch_vcpu *vcpu)
 {
-	unsigned int max = vcpu->vm->cpuid->nent + 6;	/* + topology leaves */
+	unsigned int max = vcpu->cpuid->nent + 6;	/* + topology leaves */
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + max * sizeof(c->entries[0]));
 	int ret = -1;
 
@@ -52,7 +50,7 @@ static int vcpu_set_cpuid(struct vcpu *vcpu)
 		log_error("out of memory");
 		return -1;
 	}
-	if (cpuid_build(vcpu->vm->cpuid, vcpu->id, vcpu->vm->nr_cpus_planned, c, max) < 0) {
+	if (cpuid_build(vcpu->cpuid, vcpu->id, vcpu->nr_cpus, c, max) < 0) {
 		log_error("vCPU %u: CPUID table too large", vcpu->id);
 		goto out;
 	}
@@ -67,7 +65,7 @@ out:
 }
 
 /* MSRs a 64-bit kernel expects zeroed or set up as firmware would leave them. */
-static int vcpu_set_msrs(struct vcpu *vcpu)
+static int vcpu_set_msrs(const struct arch_vcpu *vcpu)
 {
 	static const struct { uint32_t index; uint64_t data; } boot_msrs[] = {
 		{ MSR_IA32_SYSENTER_CS, 0 },
@@ -108,7 +106,7 @@ static int vcpu_set_msrs(struct vcpu *vcpu)
 	 * bug for CPUs with an invariant TSC. KVM accepts the bit since Linux 6.6;
 	 * older hosts refuse it, which costs only that warning.
 	 */
-	if (cpuid_is_amd(vcpu->vm->cpuid)) {
+	if (cpuid_is_amd(vcpu->cpuid)) {
 		msrs->nmsrs = 1;
 		msrs->entries[0] = (struct kvm_msr_entry){ .index = MSR_K7_HWCR,
 							   .data = HWCR_TSC_FREQ_SEL };
@@ -123,7 +121,7 @@ static int vcpu_set_msrs(struct vcpu *vcpu)
  * Virtual-wire mode: PIC interrupts arrive through LINT0 (ExtINT), NMIs through
  * LINT1. Set on every vCPU as firmware leaves them; Linux masks LINT0 on APs.
  */
-static int vcpu_set_lapic(struct vcpu *vcpu)
+static int vcpu_set_lapic(const struct arch_vcpu *vcpu)
 {
 	struct kvm_lapic_state lapic;
 	uint32_t *lvt0 = (uint32_t *)&lapic.regs[APIC_LVT0];
@@ -143,7 +141,7 @@ static int vcpu_set_lapic(struct vcpu *vcpu)
 }
 
 /* The x87 and SSE control words as after FNINIT / reset. */
-static int vcpu_set_fpu(struct vcpu *vcpu)
+static int vcpu_set_fpu(const struct arch_vcpu *vcpu)
 {
 	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
 
@@ -154,7 +152,7 @@ static int vcpu_set_fpu(struct vcpu *vcpu)
 	return 0;
 }
 
-int arch_vcpu_init(struct vcpu *vcpu)
+int arch_vcpu_init(const struct arch_vcpu *vcpu)
 {
 	if (vcpu_set_cpuid(vcpu) < 0 || vcpu_set_msrs(vcpu) < 0 ||
 	    vcpu_set_lapic(vcpu) < 0 || vcpu_set_fpu(vcpu) < 0)
@@ -169,7 +167,7 @@ static void dump_seg(const char *name, const struct kvm_segment *s)
 		s->present, s->l, s->db);
 }
 
-void arch_vcpu_dump(struct vcpu *vcpu)
+void arch_vcpu_dump(const struct arch_vcpu *vcpu)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;

@@ -17,6 +17,8 @@ unsigned int e820_build(const struct guest_mem *mem, struct e820_range *out)
 	if (low_end > LAYOUT_LOW_RESERVED_END)
 		out[n++] = (struct e820_range){ LAYOUT_LOW_RESERVED_END,
 						low_end - LAYOUT_LOW_RESERVED_END, E820_TYPE_RAM };
+	/* PCI ECAM: Linux trusts MCFG only for areas the firmware reserved. */
+	out[n++] = (struct e820_range){ LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE, E820_TYPE_RESERVED };
 	/* KVM needs these pages for real-mode emulation on Intel; keep the guest off them. */
 	out[n++] = (struct e820_range){ LAYOUT_KVM_IDENTITY_MAP,
 					KVM_PRIVATE_END - LAYOUT_KVM_IDENTITY_MAP, E820_TYPE_RESERVED };

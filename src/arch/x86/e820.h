@@ -24,7 +24,7 @@ struct e820_range {
  * Fill out[] (E820_MAX_RANGES entries) with the map of mem, in address
  * order, and return the number of entries:
  *   [0, 0x9fc00) RAM, [0x9fc00, 1 MiB) reserved, [1 MiB, low end) RAM,
- *   KVM's identity-map and TSS pages below 4 GiB reserved, and
+ *   the PCI ECAM area reserved, KVM's identity-map and TSS pages below 4 GiB reserved, and
  *   [4 GiB, ...) RAM when mem has a region above the hole.
  */
 unsigned int e820_build(const struct guest_mem *mem, struct e820_range *out);

@@ -41,12 +41,10 @@
 #define PORT_ACPI_PM1A_EVT	0x600		/* PM1a event block, 4 bytes */
 #define PORT_ACPI_PM1A_CNT	0x604		/* PM1a control block, 2 bytes */
 #define PORT_ACPI_RESET		0x608		/* FADT RESET_REG, 1 byte */
-#define ACPI_RESET_VALUE	0x01
 #define PORT_PCI_CONFIG_ADDR	0xcf8		/* PCI configuration mechanism #1 */
 #define PORT_PCI_CONFIG_DATA	0xcfc
 #define PORT_PCI_IO_START	0x1000		/* PCI I/O window (no device uses I/O BARs yet) */
 #define PORT_PCI_IO_END		0xffff
-#define ACPI_S5_SLP_TYP		5		/* \_S5_ package value; SLP_TYP field in PM1a_CNT */
 
 /* ISA interrupt lines (GSIs through the IOAPIC). */
 #define IRQ_COM1		4

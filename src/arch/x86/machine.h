@@ -1,0 +1,51 @@
+/*
+ * The board: the one place that knows the x86 machine's memory map and
+ * wires its devices. Every device gets its bus, base, interrupt line and a
+ * stop hook injected, is listed in the machine's device list, and adds its
+ * own AML to the DSDT. No state outside struct machine: two VMs in one
+ * process each have their own.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "util/aml.h"
+#include "vmm/bus.h"
+#include "vmm/config.h"
+#include "vmm/device.h"
+#include "vmm/irq.h"
+#include "vmm/memory.h"
+
+struct console;
+struct serial;
+
+/* What the VMM hands the board: the VM's handles, nothing of the VMM itself. */
+struct machine_env {
+	int vm_fd;
+	struct guest_mem *mem;
+	struct bus *pio;
+	struct bus *mmio;
+	struct irq_router *irq;
+	struct stop_hook stop;
+	struct console *console;	/* COM1's other end; may be NULL */
+};
+
+struct machine {
+	struct machine_env env;
+	struct device_list devices;
+	struct aml dsdt;		/* the devices' objects for Scope (\_SB) */
+	struct serial *serial;
+};
+
+/* Create and wire every device cfg asks for. On failure, logs and cleans up. */
+int machine_build(struct machine *m, const struct machine_env *env, const struct vm_config *cfg);
+
+/* Write the ACPI tables into guest RAM; *rsdp is where the RSDP is. */
+int machine_install_acpi(struct machine *m, unsigned int nr_cpus, uint64_t *rsdp);
+
+/* Reset every device (a guest reboot, were it supported). */
+void machine_reset(struct machine *m);
+/* Stop every device: no device thread touches guest memory afterwards. */
+void machine_stop(struct machine *m);
+/* Stop and free everything; safe on a zeroed or half-built machine. */
+void machine_destroy(struct machine *m);

@@ -1,0 +1,140 @@
+/*
+ * vmm/config.c: the one vm_config the CLI (and later the API) fill: owned
+ * strings, --disk specs with their options and errors, and validation.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "helpers.h"
+#include "util/log.h"
+#include "vmm/config.h"
+
+static void test_defaults_and_strings(void **state)
+{
+	struct vm_config c;
+	char buf[16] = "vmlinuz";
+
+	vm_config_init(&c);
+	assert_string_equal(c.cmdline, "");
+	assert_int_equal(c.nr_cpus, 1);
+	assert_int_equal(c.mem_size, VM_DEFAULT_MEM_SIZE);
+	assert_true(c.host_decompress);
+	/* Copies: the caller's buffer may change afterwards. */
+	assert_int_equal(vm_config_set(&c, &c.kernel_path, buf), 0);
+	strcpy(buf, "changed");
+	assert_string_equal(c.kernel_path, "vmlinuz");
+	assert_int_equal(vm_config_set(&c, &c.kernel_path, "second"), 0);
+	assert_string_equal(c.kernel_path, "second");
+	assert_int_equal(vm_config_set(&c, &c.cmdline, "console=ttyS0"), 0);
+	assert_int_equal(vm_config_validate(&c), 0);
+	vm_config_free(&c);
+	assert_null(c.kernel_path);
+}
+
+static void test_disk_specs(void **state)
+{
+	struct vm_config c;
+
+	vm_config_init(&c);
+	assert_int_equal(vm_config_add_disk(&c, "root.ext4"), 0);
+	assert_int_equal(vm_config_add_disk(&c,
+		"data,,1.img,ro=on,id=SERIAL-1,cache=none,discard=on,queues=4"), 0);
+	assert_int_equal(c.nr_disks, 2);
+	assert_string_equal(c.disks[0].path, "root.ext4");
+	assert_false(c.disks[0].readonly);
+	assert_string_equal(c.disks[0].serial, "");
+	assert_int_equal(c.disks[0].cache, VM_DISK_CACHE_WRITEBACK);
+	assert_int_equal(c.disks[0].nr_queues, 0);
+	assert_string_equal(c.disks[1].path, "data,1.img");
+	assert_true(c.disks[1].readonly);
+	assert_string_equal(c.disks[1].serial, "SERIAL-1");
+	assert_int_equal(c.disks[1].cache, VM_DISK_CACHE_NONE);
+	assert_true(c.disks[1].discard);
+	assert_int_equal(c.disks[1].nr_queues, 4);
+	vm_config_free(&c);
+	assert_int_equal(c.nr_disks, 0);
+}
+
+static void test_disk_errors(void **state)
+{
+	static const struct { const char *spec, *needle; } bad[] = {
+		{ "", "no image path" },
+		{ ",ro=on", "no image path" },
+		{ "a,foo=bar", "unknown option 'foo'" },
+		{ "a,ro", "'ro' is not KEY=VALUE" },
+		{ "a,ro=maybe", "expected on or off" },
+		{ "a,cache=unsafe", "expected writeback or none" },
+		{ "a,id=123456789012345678901", "longer than 20" },
+		{ "a,id=tab\there", "printable ASCII" },
+		{ "a,queues=0", "from 1 to 16" },
+		{ "a,queues=17", "from 1 to 16" },
+		{ "a,queues=-1", "from 1 to 16" },
+		{ "a,queues=2x", "from 1 to 16" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct helper_log log = { 0 };
+		struct vm_config c;
+
+		vm_config_init(&c);
+		log_set_sink(helper_log_sink, &log);
+		assert_int_equal(vm_config_add_disk(&c, bad[i].spec), -1);
+		log_set_sink(NULL, NULL);
+		assert_int_equal(c.nr_disks, 0);
+		assert_int_equal(log.errors, 1);
+		if (!strstr(log.last_error, bad[i].needle))
+			fail_msg("'%s': got '%s', wanted '%s'", bad[i].spec, log.last_error, bad[i].needle);
+		vm_config_free(&c);
+	}
+}
+
+static void test_validate(void **state)
+{
+	struct helper_log log = { 0 };
+	struct vm_config c;
+
+	vm_config_init(&c);
+	log_set_sink(helper_log_sink, &log);
+	assert_int_equal(vm_config_validate(&c), -1);		/* no kernel */
+	assert_non_null(strstr(log.last_error, "--kernel is required"));
+	assert_int_equal(vm_config_set(&c, &c.kernel_path, "k"), 0);
+	c.nr_cpus = 0;
+	assert_int_equal(vm_config_validate(&c), -1);
+	c.nr_cpus = 2;
+	c.mem_size = 4096 * 1000 + 1;
+	assert_int_equal(vm_config_validate(&c), -1);
+	c.mem_size = VM_DEFAULT_MEM_SIZE;
+
+	/* One image twice: only when both are read-only. */
+	assert_int_equal(vm_config_add_disk(&c, "same.img,ro=on"), 0);
+	assert_int_equal(vm_config_add_disk(&c, "same.img,ro=on"), 0);
+	assert_int_equal(vm_config_validate(&c), 0);
+	assert_int_equal(vm_config_add_disk(&c, "same.img"), 0);
+	assert_int_equal(vm_config_validate(&c), -1);
+	assert_non_null(strstr(log.last_error, "given twice"));
+
+	/* At most VM_MAX_DISKS. */
+	vm_config_free(&c);
+	vm_config_init(&c);
+	for (int i = 0; i < VM_MAX_DISKS; i++)
+		assert_int_equal(vm_config_add_disk(&c, "d"), 0);
+	assert_int_equal(vm_config_add_disk(&c, "d"), -1);
+	assert_non_null(strstr(log.last_error, "at most"));
+	log_set_sink(NULL, NULL);
+	vm_config_free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults_and_strings),
+		cmocka_unit_test(test_disk_specs),
+		cmocka_unit_test(test_disk_errors),
+		cmocka_unit_test(test_validate),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
