@@ -52,19 +52,6 @@
 #define DATA_GPA	(4 * MIB)
 #define RAM_SIZE	(DATA_GPA + MAX_QD * MIB)
 
-/* The transport's part (virtio.c, once in the library, takes precedence). */
-__attribute__((weak)) void virtio_notify_queue(struct virtio_dev *vdev, unsigned int q)
-{
-	if (virtq_should_notify(&vdev->queues[q].vq))
-		vdev->notify(vdev, (int)q);
-}
-
-__attribute__((weak)) void virtio_dev_fail(struct virtio_dev *vdev, const char *why)
-{
-	fprintf(stderr, "bench-blk: device failed: %s\n", why);
-	exit(1);
-}
-
 struct workload {
 	const char *name;
 	uint32_t bs;
@@ -262,6 +249,11 @@ static void drv_irq(struct virtio_dev *vdev, int queue)
 	struct drv *d = vdev->transport;
 	uint64_t one = 1;
 
+	if (queue < 0) {	/* only virtio_dev_fail() signals the config */
+		fprintf(stderr, "bench-blk: the device failed\n");
+		exit(1);
+	}
+
 	if (write(d->irq_fd, &one, sizeof(one)) < 0) {
 		/* EAGAIN: already pending */
 	}
@@ -293,6 +285,7 @@ static void drv_open(struct drv *d, const struct workload *w, bool threads)
 	if (!d->b)
 		exit(1);
 	d->vdev = virtio_blk_vdev(d->b);
+	pthread_mutex_init(&d->vdev->lock, NULL);	/* the transport's job */
 	d->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	d->irq_fd = eventfd(0, EFD_CLOEXEC);
 	d->vdev->notify = drv_irq;

@@ -662,7 +662,6 @@ struct virtio_blk *virtio_blk_create(const struct guest_mem *mem, const struct d
 	b->vdev.dev = b;
 	b->vdev.mem = mem;
 	b->vdev.config_size = BLK_CONFIG_SIZE;
-	pthread_mutex_init(&b->vdev.lock, NULL);
 	b->vdev.nr_queues = nr_queues;
 	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		b->vdev.queues[i].max_size = i < nr_queues ? VIRTIO_BLK_QUEUE_SIZE : 0;
@@ -709,7 +708,6 @@ static void blk_dev_destroy(void *dev)
 	blk_dev_stop(b);	/* idempotent: the list stops first */
 	io_loop_destroy(b->loop);
 	disk_close(b->disk);
-	pthread_mutex_destroy(&b->vdev.lock);
 	free(b);
 }
 
