@@ -70,6 +70,7 @@ struct virtio_blk {
 	uint64_t features;
 	atomic_bool failed;		/* virtio_dev_fail() was called: serve nothing */
 	bool host_error_logged;
+	bool reap_after_submit;		/* the disk may complete during the submit */
 	unsigned int nr_queues;
 	struct blk_queue queues[VIRTIO_MAX_QUEUES];
 };
@@ -385,10 +386,27 @@ static void blk_queue_process(struct blk_queue *bq)
 			break;	/* closed the race with a buffer added before notify was on */
 	}
 out:
-	if (submitted)
+	if (submitted) {
 		disk_queue_kick(bq->dq);
+		/*
+		 * io_uring completes page-cache hits inside the submit: reap them now
+		 * rather than after another trip through epoll (a quarter of a 4 KiB
+		 * read's cost here).
+		 */
+		if (bq->blk->reap_after_submit && disk_queue_complete(bq->dq, blk_disk_done, bq))
+			pushed = true;
+	}
 	if (pushed)
 		virtio_notify_queue(&bq->blk->vdev, bq->idx);
+	if (bq->stalled && bq->free) {
+		/* That reap freed slots: come back for the rest through the kick fd. */
+		uint64_t one = 1;
+
+		bq->stalled = false;
+		if (write(bq->kick_fd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: already readable */
+		}
+	}
 }
 
 static void blk_on_kick(void *opaque, uint32_t events)
@@ -629,6 +647,7 @@ struct virtio_blk *virtio_blk_create(const struct guest_mem *mem, const struct d
 	if (faults && disk_inject_faults_parse(b->disk, faults) < 0)
 		goto err_disk;
 	blk_init_config(b);
+	b->reap_after_submit = !strcmp(disk_engine(b->disk), "io_uring");
 
 	snprintf(tname, sizeof(tname), "io-%s", name);
 	b->loop = io_loop_create(tname);
@@ -643,7 +662,6 @@ struct virtio_blk *virtio_blk_create(const struct guest_mem *mem, const struct d
 	b->vdev.dev = b;
 	b->vdev.mem = mem;
 	b->vdev.config_size = BLK_CONFIG_SIZE;
-	pthread_mutex_init(&b->vdev.lock, NULL);
 	b->vdev.nr_queues = nr_queues;
 	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		b->vdev.queues[i].max_size = i < nr_queues ? VIRTIO_BLK_QUEUE_SIZE : 0;
@@ -690,7 +708,6 @@ static void blk_dev_destroy(void *dev)
 	blk_dev_stop(b);	/* idempotent: the list stops first */
 	io_loop_destroy(b->loop);
 	disk_close(b->disk);
-	pthread_mutex_destroy(&b->vdev.lock);
 	free(b);
 }
 

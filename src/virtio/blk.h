@@ -63,7 +63,8 @@ struct virtio_dev;
  * vCPU) and a serial of at most 20 bytes (NULL: none). name ("virtio-blk0")
  * names the device in messages and its thread "io-<name>". The vdev is
  * filled for the transport (ID, ops, config size, queues' max_size,
- * kick_fd -1) and its lock initialised. Returns NULL with one line logged.
+ * kick_fd -1); the transport owns vdev->lock (initialises and destroys
+ * it). Returns NULL with one line logged.
  */
 struct virtio_blk *virtio_blk_create(const struct guest_mem *mem, const struct disk_opts *opts,
 				     const char *serial, unsigned int nr_queues, const char *name);

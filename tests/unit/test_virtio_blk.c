@@ -1,7 +1,9 @@
 /*
  * virtio/blk.c driven by an in-process synthetic driver: guest RAM, split
  * rings laid out by hand, eventfds as kick fds, the transport's part
- * (negotiated features, queue enable, activate, reset) done here.
+ * (vdev->lock, negotiated features, queue enable, activate, reset, the
+ * notify callback) done here; virtio_notify_queue() and virtio_dev_fail()
+ * are the real ones (virtio.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,25 +44,6 @@
 #define HDR_GPA		0x100000ull	/* request headers, statuses, small buffers */
 #define DATA_GPA	(2 * MIB)	/* data buffers */
 #define SERIAL		"bootvm-serial-0001"
-
-/*
- * The transport's part, as test doubles (weak: virtio.c, once linked, wins):
- * what virtio.h says these do.
- */
-__attribute__((weak)) void virtio_notify_queue(struct virtio_dev *vdev, unsigned int q)
-{
-	if (virtq_should_notify(&vdev->queues[q].vq))
-		vdev->notify(vdev, (int)q);
-}
-
-__attribute__((weak)) void virtio_dev_fail(struct virtio_dev *vdev, const char *why)
-{
-	pthread_mutex_lock(&vdev->lock);
-	vdev->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
-	pthread_mutex_unlock(&vdev->lock);
-	log_error("%s: %s", vdev->name, why);
-	vdev->notify(vdev, -1);
-}
 
 /* ---- the synthetic driver ---- */
 
@@ -163,6 +146,7 @@ static void make_device(struct fixture *f, bool ro, bool discard, bool threads,
 	f->b = virtio_blk_create(&f->mem, &o, SERIAL, nr_queues, "virtio-blk0");
 	assert_non_null(f->b);
 	f->vdev = virtio_blk_vdev(f->b);
+	pthread_mutex_init(&f->vdev->lock, NULL);
 	f->vdev->notify = on_notify;
 	f->vdev->transport = f;
 	drv_activate(f, default_features(f), 0);
@@ -198,6 +182,7 @@ static int teardown(void **state)
 
 	if (f->b) {
 		virtio_blk_device_ops.stop(f->b);
+		pthread_mutex_destroy(&virtio_blk_vdev(f->b)->lock);
 		virtio_blk_device_ops.destroy(f->b);
 	}
 	log_set_sink(NULL, NULL);
@@ -406,6 +391,7 @@ static void test_features_config(void **state)
 	f->vdev->ops->config_read(f->vdev->dev, 4, &hi, 4);
 	assert_int_equal(hi, 0);
 	virtio_blk_device_ops.stop(f->b);
+	pthread_mutex_destroy(&f->vdev->lock);
 	virtio_blk_device_ops.destroy(f->b);
 
 	/* Read-only: RO, no write-zeroes or discard. */
@@ -438,6 +424,7 @@ static void test_create_errors(void **state)
 	o.path = f->img;
 	f->b = virtio_blk_create(&f->mem, &o, NULL, 1, "virtio-blk0");
 	assert_non_null(f->b);
+	pthread_mutex_init(&virtio_blk_vdev(f->b)->lock, NULL);
 	assert_null(virtio_blk_create(&f->mem, &o, NULL, 1, "virtio-blk1"));
 	assert_non_null(strstr(f->log.last_error, "locked"));
 }
@@ -729,17 +716,19 @@ static void hostile(struct fixture *f, const struct seg *segs, unsigned int n, c
 {
 	struct vring_used_elem e;
 	struct result r;
-	int cfg = irqs(f, -1), errors = f->log.errors;
+	int cfg = irqs(f, -1), warnings = f->log.warnings;
 	double start = helper_now_ms();
 
+	f->vdev->failures = 0;	/* virtio.c logs a device's first failure only: each, here */
 	drv_add(f, 0, segs, n);
 	drv_publish(f, 0);
 	while (irqs(f, -1) == cfg && helper_now_ms() - start < 10000)
 		usleep(200);
 	assert_int_equal(irqs(f, -1), cfg + 1);
 	assert_true(f->vdev->status & VIRTIO_CONFIG_S_NEEDS_RESET);
-	assert_int_equal(f->log.errors, errors + 1);
-	assert_non_null(strstr(f->log.last_error, why));
+	assert_int_equal(f->log.warnings, warnings + 1);
+	assert_non_null(strstr(f->log.last_warning, why));
+	assert_non_null(strstr(f->log.last_warning, "needs a reset"));
 	/* A good request now is not served. */
 	req_add(f, 0, 1, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512);
 	drv_publish(f, 0);
