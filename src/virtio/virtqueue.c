@@ -1,19 +1,9 @@
 /*
  * Split virtqueues (virtio 1.x, little-endian rings) against a hostile
- * driver. See virtqueue.h for the rules; the choices the header leaves open:
- *  - ring areas are the spec's full sizes (avail 6 + 2*size, used
- *    6 + 8*size bytes, event fields included) whatever the features;
- *  - zero-length buffers are refused (as QEMU does): no driver needs one
- *    and a device need not handle "a buffer with no bytes";
- *  - an indirect descriptor must be the chain's only descriptor in the ring
- *    (INDIRECT with NEXT is forbidden by the spec; one reached through NEXT
- *    is refused too): Linux and every other driver use it that way;
- *  - the limit "no longer than the queue" counts the buffers of the chain,
- *    indirect or not (devices advertise limits, e.g. seg_max, below it);
- *  - once broken, virtq_pop() keeps returning -1 and no function touches
- *    the rings again (virtq_push() and virtq_set_notify() do nothing,
- *    virtq_should_notify() and virtq_pending() say false) until
- *    virtq_disable() / virtq_enable().
+ * driver. The rules, and the choices the spec leaves open, are in
+ * virtqueue.h. Zero-length buffers are refused because no driver needs one
+ * and no device should have to handle "a buffer with no bytes"; indirect
+ * descriptors only at the head because that is how every driver uses them.
  */
 #include "virtio/virtqueue.h"
 
@@ -73,7 +63,7 @@ int virtq_enable(struct virtq *q, const struct guest_mem *mem, uint16_t size,
 	memset(q, 0, sizeof(*q));
 	q->mem = mem;
 
-	/* uint16_t already bounds size to VIRTQ_MAX_SIZE (32768) as a power of two. */
+	/* (A power of two in a uint16_t is at most VIRTQ_MAX_SIZE; the test says what is meant.) */
 	if (size == 0 || (size & (size - 1)) || size > VIRTQ_MAX_SIZE) {
 		q->why = "queue size is not a power of two up to 32768";
 		return -1;
@@ -82,20 +72,22 @@ int virtq_enable(struct virtq *q, const struct guest_mem *mem, uint16_t size,
 		q->why = "ring area misaligned";
 		return -1;
 	}
-	/*
-	 * Each area whole in one RAM region; host alignment follows, since
-	 * regions start on page boundaries in guest and host alike.
-	 */
-	q->desc = guest_mem_ptr(mem, desc_gpa, DESC_SIZE * size);
-	q->avail = guest_mem_ptr(mem, avail_gpa, avail_bytes(size));
-	q->used = guest_mem_ptr(mem, used_gpa, used_bytes(size));
-	if (!q->desc || !q->avail || !q->used) {
-		q->desc = NULL;
-		q->avail = NULL;
-		q->used = NULL;
+	/* Each area whole in one RAM region. */
+	struct vring_desc *desc = guest_mem_ptr(mem, desc_gpa, DESC_SIZE * size);
+	struct vring_avail *avail = guest_mem_ptr(mem, avail_gpa, avail_bytes(size));
+	struct vring_used *used = guest_mem_ptr(mem, used_gpa, used_bytes(size));
+	if (!desc || !avail || !used) {
 		q->why = "ring area outside guest RAM";
 		return -1;
 	}
+	/* Atomic index accesses need host alignment too (a region at an odd host offset). */
+	if (((uintptr_t)desc & 15) || ((uintptr_t)avail & 1) || ((uintptr_t)used & 3)) {
+		q->why = "ring area misaligned in the host mapping";
+		return -1;
+	}
+	q->desc = desc;
+	q->avail = avail;
+	q->used = used;
 	q->size = size;
 	q->event_idx = (features >> VIRTIO_RING_F_EVENT_IDX) & 1;
 	q->indirect = (features >> VIRTIO_RING_F_INDIRECT_DESC) & 1;

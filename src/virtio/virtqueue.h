@@ -17,6 +17,16 @@
  *    core never aborts and never spins.
  *  - Index loads are acquire, index stores release; buffers are filled
  *    before used->idx is published.
+ *  - Choices the spec leaves open: ring areas are the spec's full sizes
+ *    (avail 6 + 2*size, used 6 + 8*size, event fields included) whatever
+ *    the features; zero-length buffers are refused (as QEMU does); an
+ *    indirect descriptor must be the chain's only ring descriptor (with
+ *    NEXT it is forbidden by the spec; reached through NEXT it is refused);
+ *    "no longer than the queue" counts a chain's buffers, indirect or not,
+ *    so devices advertise limits (seg_max) below the queue size.
+ *  - Once broken, virtq_pop() returns -1 every time and nothing touches the
+ *    rings (push and set_notify do nothing, should_notify and pending say
+ *    false) until virtq_disable()/virtq_enable().
  * A queue is used by one thread at a time (its device's I/O thread).
  */
 #pragma once
