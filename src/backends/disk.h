@@ -4,8 +4,12 @@
  * thread pool where io_uring is unavailable (old kernel, seccomp, ENOSYS).
  *
  * disk_open() validates the image (size a multiple of 512, block devices
- * sized with BLKGETSIZE64) and locks it as QEMU does with OFD locks: a
- * read-write open excludes any other open, read-only opens share.
+ * sized with BLKGETSIZE64; an empty image is refused too: a 0-sector disk
+ * is a mistake, a forgotten truncate) and locks it as QEMU does with OFD
+ * locks: a read-write open excludes any other open, read-only opens share.
+ * A file system without OFD locks gets a warning, not a refusal (as QEMU).
+ * cache=none opens with O_DIRECT: the caller's buffers must then be
+ * 512-byte aligned (Linux's block layer aligns them), else EINVAL.
  *
  * Each device queue gets its own struct disk_queue, used by one thread (the
  * device's I/O thread): submit requests, then, when disk_queue_fd() is
@@ -76,8 +80,14 @@ int disk_queue_submit(struct disk_queue *q, struct disk_req *r);
 void disk_queue_kick(struct disk_queue *q);
 /*
  * Hand every finished request to done(arg, req, result) with result the
- * bytes transferred (READ/WRITE: a short transfer is reported as it is) or
- * -errno. Returns how many completed.
+ * bytes transferred or -errno: READ/WRITE the bytes moved (a short transfer
+ * is reported as it is), FLUSH 0, DISCARD/WRITE_ZEROES len. A request out
+ * of the image's range is -EINVAL and a write of any kind to a read-only
+ * disk -EROFS, without touching the file. DISCARD is a hint: with
+ * discard=off, or where the file system cannot punch holes (EOPNOTSUPP),
+ * it succeeds doing nothing. WRITE_ZEROES falls back from ZERO_RANGE to
+ * PUNCH_HOLE where ZERO_RANGE is unsupported. done() may submit again.
+ * Returns how many completed.
  */
 unsigned int disk_queue_complete(struct disk_queue *q,
 				 void (*done)(void *arg, struct disk_req *r, int64_t result),
@@ -86,11 +96,14 @@ unsigned int disk_queue_complete(struct disk_queue *q,
 /*
  * Fault injection for tests: the nth (1-based) request of op from now on
  * fails with -err (err > 0), or, when err == 0, transfers only half its
- * bytes (a short read/write). One fault per op at a time.
+ * bytes (a short read/write; DISCARD/WRITE_ZEROES do and report half the
+ * range; a FLUSH fails with -EIO). One fault per op at a time; the file is
+ * not touched by a failed request. Any thread.
  */
 void disk_inject_fault(struct disk *d, enum disk_op op, unsigned int nth, int err);
 /*
  * Parse "op:N:ERR[,op:N:ERR...]" (op read|write|flush|discard|write-zeroes,
- * ERR EIO|ENOSPC|short) and inject each. -1 (logged) on a malformed spec.
+ * ERR EIO|ENOSPC|short) and inject each. "" injects nothing. -1 (logged,
+ * naming the spec) on a malformed spec; items before the bad one stay armed.
  */
 int disk_inject_faults_parse(struct disk *d, const char *spec);

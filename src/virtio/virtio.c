@@ -1,3 +1,8 @@
+/*
+ * What every virtio device calls, whatever its transport: queue and config
+ * interrupts, and marking the device broken. The transport supplies
+ * vdev->notify (MSI-X vector or INTx with the ISR bits).
+ */
 #include "virtio/virtio.h"
 
 #include <linux/virtio_config.h>
@@ -7,7 +12,7 @@
 
 void virtio_notify_queue(struct virtio_dev *vdev, unsigned int q)
 {
-	if (q < vdev->nr_queues && virtq_should_notify(&vdev->queues[q].vq))
+	if (q < vdev->nr_queues && vdev->notify && virtq_should_notify(&vdev->queues[q].vq))
 		vdev->notify(vdev, (int)q);
 }
 
@@ -17,7 +22,8 @@ void virtio_notify_config(struct virtio_dev *vdev)
 	vdev->config_generation++;
 	vdev->isr |= VIRTIO_PCI_ISR_CONFIG;
 	pthread_mutex_unlock(&vdev->lock);
-	vdev->notify(vdev, -1);
+	if (vdev->notify)
+		vdev->notify(vdev, -1);
 }
 
 void virtio_dev_fail(struct virtio_dev *vdev, const char *why)
@@ -35,8 +41,9 @@ void virtio_dev_fail(struct virtio_dev *vdev, const char *why)
 		return;
 	/* A guest that breaks the device in a loop must not flood the log. */
 	if (first_time)
-		log_warn("%s: %s: the device needs a reset", vdev->name, why);
+		log_warn("%s: %s: the device needs a reset", vdev->name, why ? why : "device error");
 	else
-		log_debug("%s: %s: the device needs a reset", vdev->name, why);
-	vdev->notify(vdev, -1);
+		log_debug("%s: %s: the device needs a reset", vdev->name, why ? why : "device error");
+	if (vdev->notify)
+		vdev->notify(vdev, -1);
 }

@@ -300,10 +300,10 @@ def group_acpi():
     for form, k, entry in both_forms("acpi"):
         for cpus in (1, 2, 4, 255):
             r = boot(k, "--cpus", cpus)
-            check(r, f"acpi.{form} --cpus {cpus}: RSDP where documented, 5 tables valid, "
+            check(r, f"acpi.{form} --cpus {cpus}: RSDP where documented, 6 tables valid (XSDT FADT MADT MCFG FACS DSDT), "
                   f"cpus={cpus}", entry=entry,
                   want=[f"acpi: rsdp boot=0x{RSDP_ADDR:x} scan=0x{RSDP_ADDR:x}",
-                        f"acpi: rsdp ok, 5 tables ok, cpus={cpus}", "acpi: S5 SLP_TYP 5"],
+                        f"acpi: rsdp ok, 6 tables ok, cpus={cpus}", "acpi: S5 SLP_TYP 5"],
                   absent=["FAIL"])
         # The rest of docs/MACHINE.md's ACPI section, once.
         r = boot(k)
@@ -708,6 +708,263 @@ def group_bzimage():
             "\n".join(problems))
 
 
+# ---------------------------------------------------------------------------
+# virtio: the virtio and virtio_hostile guests with --disk and --rng.
+
+SECTOR = 512
+VIRTIO_VENDOR = 0x1af4
+VIRTIO_BLK, VIRTIO_RNG = 0x1042, 0x1044
+SANITIZER = re.compile(r"AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer|runtime error:")
+
+
+def disk_image(path, sectors, seed):
+    """An image whose every sector is different and known: SHA-256 of (seed, sector) × 16."""
+    import hashlib
+    data = b"".join(hashlib.sha256(f"{seed}:{s}".encode()).digest() * (SECTOR // 32)
+                    for s in range(sectors))
+    with open(path, "wb") as f:
+        f.write(data)
+    return data
+
+
+def write_pattern(sector):
+    """What the virtio guest writes to `sector` (pattern() in tests/guest/virtio.c)."""
+    return bytes((i * 31 + sector * 7 + 0x5a) & 0xff for i in range(SECTOR))
+
+
+PCI_LINE = re.compile(r"pci: 00:([0-9a-f]{2})\.(\d) ([0-9a-f]{4}):([0-9a-f]{4}) class ([0-9a-f]{6}) "
+                      r"header ([0-9a-f]{2})")
+BLK_ID = re.compile(r"virtio: blk 00:([0-9a-f]{2})\.\d id=(.*) capacity=(\d+) ro=([01]) ok")
+BLK_SECTOR = re.compile(r"virtio: blk 00:([0-9a-f]{2})\.\d sector (\d+) hex=([0-9a-f]{32}) "
+                        r"sum=0x([0-9a-f]+)")
+MSIX = re.compile(r"virtio: msix interrupts=(\d+) completions=(\d+) without-irq=(\d+)")
+RNG = re.compile(r"virtio: rng 32 bytes ([0-9a-f]{64})")
+
+
+def parse_virtio(r):
+    """{'pci': [(slot, vendor, device, class)], 'blk': {slot: {...}}, ...} from the guest's lines."""
+    info = {"pci": [], "blk": {}, "rng": None, "msix": None}
+    for line in r.lines:
+        if (m := PCI_LINE.fullmatch(line)):
+            info["pci"].append((int(m[1], 16), int(m[3], 16), int(m[4], 16), int(m[5], 16)))
+        elif (m := BLK_ID.fullmatch(line)):
+            info["blk"].setdefault(int(m[1], 16), {"sectors": {}}).update(
+                id=m[2], capacity=int(m[3]), ro=m[4] == "1")
+        elif (m := BLK_SECTOR.fullmatch(line)):
+            info["blk"].setdefault(int(m[1], 16), {"sectors": {}})["sectors"][int(m[2])] = (
+                bytes.fromhex(m[3]), int(m[4], 16))
+        elif (m := re.fullmatch(r"virtio: blk 00:([0-9a-f]{2})\.\d (write\+flush ok sector=\d+|"
+                                r"write status=\w+|read past the end status=\w+)", line)):
+            info["blk"].setdefault(int(m[1], 16), {"sectors": {}}).setdefault("lines", []).append(m[2])
+        elif (m := RNG.fullmatch(line)):
+            info["rng"] = bytes.fromhex(m[1])
+        elif (m := MSIX.fullmatch(line)):
+            info["msix"] = tuple(int(x) for x in m.groups())
+    return info
+
+
+def sectors_match(blk, image):
+    """The guest's hex and sum of sectors 0-3 against the image; a list of problems."""
+    problems = []
+    for s in range(4):
+        got = blk["sectors"].get(s)
+        want = image[s * SECTOR:(s + 1) * SECTOR]
+        if got is None:
+            problems.append(f"no line for sector {s}")
+        elif got != (want[:16], sum(want) & 0xffffffff):
+            problems.append(f"sector {s}: guest {got[0].hex()} sum 0x{got[1]:x}, image "
+                            f"{want[:16].hex()} sum 0x{sum(want):x}")
+    return problems
+
+
+def group_virtio():
+    with tempfile.TemporaryDirectory(prefix="bootvm-e2e-") as tmp:
+        rw_id, ro_id = "bootvm-rw-0001", "ABCDEFGHIJKLMNOPQRST"   # the second fills all 20 bytes
+        for form, k, entry, append, sector in (
+                ("elf", guest("virtio"), "pvh", "", 7),
+                ("elf", guest("virtio"), "pvh", "event_idx sector=1000", 1000),
+                ("bzImage", guest("virtio", "bzImage"), "linux64", "sector=2047", 2047)):
+            rw, ro = os.path.join(tmp, "rw.img"), os.path.join(tmp, "ro.img")
+            rw_data = disk_image(rw, 2048, "rw")              # 1 MiB
+            ro_data = disk_image(ro, 128, "ro")               # 64 KiB
+            what = f"virtio.{form}" + (f" --append '{append}'" if append else "")
+            r = boot(k, "--disk", f"{rw},id={rw_id}", "--disk", f"{ro},ro=on,id={ro_id}", "--rng",
+                     *(["--append", append] if append else []))
+            check(r, f"{what}: two disks and an rng, everything the guest checks passes, powers off",
+                  entry=entry, want=["virtio: all ok", re.compile(r"pci: \d+ functions, 0xcf8 agrees")],
+                  absent=["FAIL"])
+            info = parse_virtio(r)
+            pci = info["pci"]
+            tap(bool(pci) and pci[0][0] == 0 and pci[0][3] >> 8 == 0x0600
+                and sum(1 for p in pci if p[1:3] == (VIRTIO_VENDOR, VIRTIO_BLK)) == 2
+                and sum(1 for p in pci if p[1:3] == (VIRTIO_VENDOR, VIRTIO_RNG)) == 1,
+                f"{what}: ECAM shows the host bridge at 00:00.0, two virtio-blk (1af4:1042) and "
+                f"one virtio-rng (1af4:1044)", r.describe())
+            disks = {d.get("id"): d for d in info["blk"].values()}
+            drw, dro = disks.get(rw_id), disks.get(ro_id)
+            tap(drw is not None and drw["capacity"] == 2048 and not drw["ro"],
+                f"{what}: the read-write disk: GET_ID is id= ({rw_id}), capacity 2048 sectors, "
+                "not VIRTIO_BLK_F_RO", r.describe())
+            tap(dro is not None and dro["capacity"] == 128 and dro["ro"],
+                f"{what}: the ro=on disk: GET_ID gives all 20 bytes of id=, capacity 128, "
+                "VIRTIO_BLK_F_RO", r.describe())
+            problems = (sectors_match(drw, rw_data) if drw else ["no rw disk"]) + \
+                (sectors_match(dro, ro_data) if dro else ["no ro disk"])
+            tap(not problems, f"{what}: sectors 0-3 read by the guest (indirect descriptors) "
+                "are the images' bytes", "\n".join(problems) + "\n" + r.describe())
+            tap(drw is not None and dro is not None
+                and "read past the end status=IOERR" in drw.get("lines", [])
+                and "read past the end status=IOERR" in dro.get("lines", []),
+                f"{what}: a read at the capacity is IOERR", r.describe())
+            after = open(rw, "rb").read()
+            want = bytearray(rw_data)
+            want[sector * SECTOR:(sector + 1) * SECTOR] = write_pattern(sector)
+            tap(drw is not None and f"write+flush ok sector={sector}" in drw.get("lines", [])
+                and after == bytes(want),
+                f"{what}: write + FLUSH of sector {sector}: read back in the guest, in the image "
+                "file after bootvm exits, nothing else changed",
+                f"image {'unchanged' if after == rw_data else 'differs'}\n" + r.describe())
+            tap(dro is not None and "write status=IOERR" in dro.get("lines", [])
+                and open(ro, "rb").read() == ro_data,
+                f"{what}: a write to the ro=on disk is IOERR and the image is unchanged",
+                r.describe())
+            tap(info["rng"] is not None and any(info["rng"]),
+                f"{what}: virtio-rng gives 32 bytes, not all zero", r.describe())
+            m = info["msix"]
+            tap(m is not None and m[1] >= 10 and m[2] == 0 and m[0] >= m[1],
+                f"{what}: every completion came with its MSI-X interrupt", r.describe())
+            tap(any(re.fullmatch(r"virtio: blk BAR\d moved 0x[0-9a-f]+ -> 0xc8000000", l)
+                    for l in r.lines),
+                f"{what}: the guest moved a blk BAR into the 32-bit window and the device "
+                "answers there", r.describe())
+
+        # No devices asked for: only the host bridge, and the guest still powers off.
+        r = boot(guest("virtio"))
+        info = parse_virtio(r)
+        tap(r.status == POWEROFF and len(info["pci"]) == 1 and info["pci"][0][0] == 0
+            and "virtio: all ok" in r.lines, "virtio.elf without --disk/--rng: only the host "
+            "bridge on bus 0", r.describe())
+
+
+HOSTILE_CASES = ("descriptor-loop", "head-out-of-range", "next-out-of-range", "indirect-len-not-16n",
+                 "indirect-nested", "indirect-table-outside-ram", "buffer-outside-ram",
+                 "buffer-crossing-ram-end", "buffer-address-wraps", "avail-idx-jump",
+                 "no-status-byte", "writable-before-readable", "rings-outside-ram")
+
+
+def group_virtio_hostile():
+    with tempfile.TemporaryDirectory(prefix="bootvm-e2e-") as tmp:
+        img = os.path.join(tmp, "disk.img")
+        for form, k, entry, mem in (("elf", guest("virtio_hostile"), "pvh", "512M"),
+                                    ("bzImage", guest("virtio_hostile", "bzImage"), "linux64", "4G")):
+            data = disk_image(img, 2048, "hostile")
+            r = boot(k, "--memory", mem, "--disk", img, "--rng")
+            what = f"virtio_hostile.{form} --memory {mem}"
+            check(r, f"{what}: malformed rings, then blk and rng still serve; powers off (0)",
+                  entry=entry, want=["hostile: all survived"], absent=["FAIL"], quiet=False)
+            for case in HOSTILE_CASES:
+                tap(any(re.fullmatch(rf"hostile: {case}: needs-reset config-irq=[1-9]\d*", l)
+                        for l in r.lines),
+                    f"{what}: {case} -> DEVICE_NEEDS_RESET with a config interrupt, reset works",
+                    r.describe())
+            m = re.search(r"^hostile: blk read ok hex=([0-9a-f]{32}) sum=0x([0-9a-f]+)$", r.out, re.M)
+            tap(m is not None and bytes.fromhex(m[1]) == data[:16]
+                and int(m[2], 16) == sum(data[:SECTOR]),
+                f"{what}: after the reset a good read returns sector 0", r.describe())
+            tap(re.search(r"^hostile: rng 32 bytes [0-9a-f]{64}$", r.out, re.M) is not None,
+                f"{what}: virtio-rng kept working", r.describe())
+            tap(r.status is not None and r.status >= 0 and not SANITIZER.search(r.err)
+                and open(img, "rb").read() == data,
+                f"{what}: bootvm not killed, no sanitizer report, the image untouched",
+                r.describe())
+            lines = r.err.splitlines()
+            tap(len(lines) <= 2 * len(HOSTILE_CASES),
+                f"{what}: stderr stays short ({len(lines)} lines: at most a line or two per "
+                "malformed ring)", r.describe())
+
+
+def group_disk():
+    """--disk errors on the host, and image locking between bootvm processes."""
+    import fcntl
+    with tempfile.TemporaryDirectory(prefix="bootvm-e2e-") as tmp:
+        hello = guest("hello")
+        img = os.path.join(tmp, "disk.img")
+        disk_image(img, 64, "lock")
+        odd = os.path.join(tmp, "odd.img")
+        with open(odd, "wb") as f:
+            f.write(b"\0" * 1000)
+        missing = os.path.join(tmp, "missing.img")
+        cases = [
+            ("--disk with a missing file", [f"{missing}"], {ERROR}, ["missing.img"]),
+            ("--disk with a directory", [tmp], {ERROR}, [tmp]),
+            ("--disk with a 1000-byte image (not a multiple of 512)", [odd], {ERROR},
+             ["odd.img", "512"]),
+            ("--disk x,foo=bar (unknown option)", [f"{img},foo=bar"], {USAGE}, ["foo"]),
+            ("--disk x,ro=maybe", [f"{img},ro=maybe"], {USAGE}, ["ro"]),
+            ("--disk with no path", [",ro=on"], {USAGE}, ["--disk"]),
+            ("--disk x,id= longer than 20 bytes", [f"{img},id={'x' * 21}"], {USAGE}, ["id"]),
+        ]
+        for what, disk, statuses, words in cases:
+            r = bootvm("--console", "stdio", "--kernel", hello, "--disk", *disk, timeout=10)
+            lines = r.err.splitlines()
+            tap(r.status in statuses and len(lines) == 1 and lines[0].startswith("bootvm: ")
+                and all(w in lines[0] for w in words) and not r.out,
+                f"error: {what} -> exit {'/'.join(map(str, sorted(statuses)))}, one message "
+                f"naming {words}", r.describe())
+
+        def holder(opts):
+            """An echo guest holding img (it waits for 'q'): the process and its start."""
+            args = ["--console", "stdio", "--kernel", guest("echo"), "--disk", img + opts]
+            p, t0 = start(args)
+            read_until(p, b"echo: ready", t0 + RUN_TIMEOUT)
+            return p, args, t0
+
+        def second(opts):
+            return boot(hello, "--disk", img + opts, timeout=10)
+
+        def refused(r):
+            lines = r.err.splitlines()
+            return (r.status == ERROR and len(lines) == 1 and "lock" in lines[0].lower()
+                    and "disk.img" in lines[0] and not r.out)
+
+        p, args, t0 = holder("")
+        try:
+            r = second("")
+            tap(refused(r), "a second bootvm cannot open read-write an image another has "
+                "read-write: exit 1, one line saying it is locked", r.describe())
+            r = second(",ro=on")
+            tap(refused(r), "nor read-only (the writer excludes every other user)", r.describe())
+        finally:
+            h = finish(p, args, t0, input=b"q")
+        tap(h.status == POWEROFF, "the holder itself ran and powered off", h.describe())
+        r = second("")
+        tap(r.status == POWEROFF, "once the holder exits, the image opens read-write", r.describe())
+
+        p, args, t0 = holder(",ro=on")
+        try:
+            r = second(",ro=on")
+            tap(r.status == POWEROFF and not r.err,
+                "two bootvm share an image read-only", r.describe())
+            r = second("")
+            tap(refused(r), "a read-write open of an image others have read-only is refused",
+                r.describe())
+        finally:
+            h = finish(p, args, t0, input=b"q")
+        tap(h.status == POWEROFF, "the read-only holder ran and powered off", h.describe())
+
+        # Another program's OFD write lock on the whole file (as QEMU's locks are OFD locks).
+        fd = os.open(img, os.O_RDWR)
+        try:
+            lk = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lk)
+            for opts, mode in (("", "read-write"), (",ro=on", "read-only")):
+                r = second(opts)
+                tap(refused(r), f"an image another program holds an OFD write lock on is "
+                    f"refused {mode}", r.describe())
+        finally:
+            os.close(fd)
+
+
 GROUPS = {
     "hello": group_hello,
     "bootinfo": group_bootinfo,
@@ -719,6 +976,9 @@ GROUPS = {
     "terminal": group_terminal,
     "errors": group_errors,
     "bzimage": group_bzimage,
+    "virtio": group_virtio,
+    "virtio-hostile": group_virtio_hostile,
+    "disk": group_disk,
 }
 
 

@@ -16,6 +16,43 @@ noreturn void halt_forever(void)
 		__asm__ volatile("cli; hlt");
 }
 
+extern uint64_t pml4[512];
+
+#define PT_POOL 6
+static uint64_t pt_pool[PT_POOL][512] __attribute__((aligned(4096)));
+static unsigned int pt_used;
+
+static uint64_t *pt_next(uint64_t *entry)
+{
+	if (!(*entry & 1)) {
+		if (pt_used == PT_POOL)
+			return NULL;
+		*entry = (uint64_t)pt_pool[pt_used++] | 0x3;
+	}
+	return (uint64_t *)(*entry & 0x000ffffffffff000ULL);
+}
+
+bool map_mmio(uint64_t addr, uint64_t size)
+{
+	if (!size || addr + size < addr || addr + size > (1ULL << 48))
+		return false;
+	for (uint64_t gib = addr >> 30; gib <= (addr + size - 1) >> 30; gib++) {
+		uint64_t *pdpt = pt_next(&pml4[(gib >> 9) & 511]);
+		if (!pdpt)
+			return false;
+		if (pdpt[gib & 511] & 1)
+			continue;			/* mapped already (the first 4 GiB, or before) */
+		uint64_t *pd = pt_next(&pdpt[gib & 511]);
+		if (!pd)
+			return false;
+		for (uint64_t i = 0; i < 512; i++)
+			pd[i] = (gib << 30) | (i << 21) | 0x83 | 0x18;	/* 2 MiB, PCD | PWT */
+	}
+	uint64_t cr3;
+	__asm__ volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(cr3) : : "memory");
+	return true;
+}
+
 /* ---- strings ---- */
 
 void *memcpy(void *dst, const void *src, size_t n)

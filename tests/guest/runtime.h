@@ -67,8 +67,23 @@ static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 
+static inline uint8_t mmio_read8(uint64_t addr) { return *(volatile uint8_t *)addr; }
+static inline uint16_t mmio_read16(uint64_t addr) { return *(volatile uint16_t *)addr; }
 static inline uint32_t mmio_read32(uint64_t addr) { return *(volatile uint32_t *)addr; }
+static inline void mmio_write8(uint64_t addr, uint8_t v) { *(volatile uint8_t *)addr = v; }
+static inline void mmio_write16(uint64_t addr, uint16_t v) { *(volatile uint16_t *)addr = v; }
 static inline void mmio_write32(uint64_t addr, uint32_t v) { *(volatile uint32_t *)addr = v; }
+
+/* A full barrier the emulator runs (no mfence): orders stores before later loads. */
+static inline void mb(void) { __asm__ volatile("lock; addl $0, (%%rsp)" ::: "memory", "cc"); }
+static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
+
+/*
+ * Identity-map [addr, addr + size) uncached with 2 MiB pages, whole GiBs at a
+ * time, beyond head.S's first 4 GiB (a 64-bit PCI BAR). False if the small
+ * pool of page-table pages ran out or addr is beyond 256 TiB.
+ */
+bool map_mmio(uint64_t addr, uint64_t size);
 
 noreturn void halt_forever(void);
 

@@ -854,6 +854,34 @@ static void test_acpiexec(void **state)
 	done(&t);
 }
 
+/* With a PCI host: a third XSDT entry, the MCFG for segment 0 bus 0 at the ECAM base. */
+static void test_mcfg(void **state)
+{
+	struct acpi_config cfg = { .nr_cpus = 2, .dsdt_devices = devices_aml(),
+				   .ecam_base = LAYOUT_PCI_ECAM, .ecam_end_bus = 0 };
+	struct tables t = { .base = LAYOUT_ACPI };
+	size_t rsdp_off;
+
+	t.buf = malloc(ACPI_ROOM);
+	assert_non_null(t.buf);
+	memset(t.buf, 0xa5, ACPI_ROOM);
+	t.used = acpi_build_tables(&cfg, t.buf, ACPI_ROOM, t.base, &rsdp_off);
+	assert_true(t.used > 0);
+	t.rsdp = t.buf + rsdp_off;
+	t.xsdt = sdt(&t, le64(t.rsdp + 24), "XSDT");
+	assert_int_equal(le32(t.xsdt + 4), 36 + 3 * 8);
+	sdt(&t, le64(t.xsdt + 36), "FACP");
+	sdt(&t, le64(t.xsdt + 44), "APIC");
+	const uint8_t *m = sdt(&t, le64(t.xsdt + 52), "MCFG");
+	assert_int_equal(le32(m + 4), 60);
+	assert_int_equal(m[8], 1);				/* revision */
+	assert_int_equal(le64(m + 44), LAYOUT_PCI_ECAM);	/* base address */
+	assert_int_equal(m[52] | m[53] << 8, 0);		/* segment */
+	assert_int_equal(m[54], 0);				/* start bus */
+	assert_int_equal(m[55], 0);				/* end bus */
+	free(t.buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -869,6 +897,7 @@ int main(void)
 		cmocka_unit_test(test_tables_unaligned_base),
 		cmocka_unit_test(test_install),
 		cmocka_unit_test_setup_teardown(test_iasl_roundtrip, tmpdir_setup, tmpdir_teardown),
+		cmocka_unit_test(test_mcfg),
 		cmocka_unit_test_setup_teardown(test_acpiexec, tmpdir_setup, tmpdir_teardown),
 	};
 

@@ -17,6 +17,7 @@
 #include "vmm/memory.h"
 
 struct console;
+struct pci_host;
 struct serial;
 
 /* What the VMM hands the board: the VM's handles, nothing of the VMM itself. */
@@ -35,6 +36,8 @@ struct machine {
 	struct device_list devices;
 	struct aml dsdt;		/* the devices' objects for Scope (\_SB) */
 	struct serial *serial;
+	struct pci_host *pci;
+	unsigned int nr_blk;		/* virtio-blk devices so far: their names */
 };
 
 /* Create and wire every device cfg asks for. On failure, logs and cleans up. */
