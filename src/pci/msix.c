@@ -105,6 +105,7 @@ int msix_init(struct msix *m, struct pci_dev *d, unsigned int nr, unsigned int t
 	m->nr = nr;
 	for (unsigned int i = 0; i < nr; i++) {
 		m->vec[i].ctrl = PCI_MSIX_ENTRY_CTRL_MASKBIT;
+		m->vec[i].stale = true;		/* no route set yet */
 		if (irq_msi_init(r, &m->vec[i].msi) < 0)
 			goto err_free;
 	}
@@ -128,16 +129,17 @@ err_free:
 
 void msix_fini(struct msix *m)
 {
-	if (m->vec) {
-		for (unsigned int i = 0; i < m->nr; i++)
-			irq_msi_fini(&m->vec[i].msi);
-		pthread_mutex_destroy(&m->lock);
-	}
+	if (!m->dev)
+		return;		/* zeroed, or finished already */
+	for (unsigned int i = 0; m->vec && i < m->nr; i++)
+		irq_msi_fini(&m->vec[i].msi);
+	pthread_mutex_destroy(&m->lock);
 	free(m->vec);
 	free(m->pba);
 	m->vec = NULL;
 	m->pba = NULL;
 	m->nr = 0;
+	m->dev = NULL;
 }
 
 void msix_reset(struct msix *m)

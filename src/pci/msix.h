@@ -54,7 +54,10 @@ struct msix {
  */
 int msix_init(struct msix *m, struct pci_dev *d, unsigned int nr, unsigned int table_bar,
 	      uint32_t table_off, unsigned int pba_bar, uint32_t pba_off);
-/* Frees the vectors' GSIs and eventfds. Safe on a zeroed struct. */
+/*
+ * Frees the vectors' GSIs and eventfds. Safe on a zeroed or failed struct
+ * and twice. The capability stays: only after the device left the bus.
+ */
 void msix_fini(struct msix *m);
 /* Power-on state: every vector masked with address/data 0, nothing pending, disabled. */
 void msix_reset(struct msix *m);

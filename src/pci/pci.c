@@ -739,6 +739,22 @@ void pci_host_reset(struct pci_host *h)
 			hooks[i].reset(hooks[i].opaque);
 }
 
+static void pci_host_reset_op(void *dev)
+{
+	pci_host_reset(dev);
+}
+
+static void pci_host_destroy_op(void *dev)
+{
+	pci_host_destroy(dev);
+}
+
+const struct device_ops pci_host_device_ops = {
+	.kind = "pci-host",
+	.reset = pci_host_reset_op,
+	.destroy = pci_host_destroy_op,
+};
+
 /* ---- AML ---- */
 
 /* Package { 0xSSSSFFFF, pin, Zero, GSI } for every slot and pin: no link devices. */

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "vmm/bus.h"
+#include "vmm/device.h"
 
 struct aml;
 struct irq_router;
@@ -70,6 +71,13 @@ void pci_host_reset(struct pci_host *h);
  * PNP0C02 device (RES0) whose _CRS reserves the ECAM.
  */
 void pci_host_aml(const struct pci_host *h, struct aml *a);
+
+/*
+ * For the board's device list: reset is pci_host_reset(), destroy
+ * pci_host_destroy(); list the host before the devices on it, so that they
+ * are destroyed first.
+ */
+extern const struct device_ops pci_host_device_ops;
 
 struct irq_router *pci_host_irq(const struct pci_host *h);
 int pci_host_vm_fd(const struct pci_host *h);

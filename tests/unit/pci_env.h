@@ -38,6 +38,7 @@ struct env_counts {
 	uint64_t last_ioeventfd_addr;
 	int irq_line_calls;
 	int line[64];			/* last level per GSI (-1: never driven) */
+	int writes[1024];		/* write() calls per fd (eventfd signals) */
 };
 extern struct env_counts env_counts;
 void env_counts_reset(void);

@@ -574,6 +574,28 @@ static void test_intx(void **state)
 	env_fini(&e);
 }
 
+/* The board lists the host: a reset through the list reaches every device. */
+static void test_device_list(void **state)
+{
+	struct pci_env e;
+	struct fake f;
+	struct device_list l;
+
+	(void)state;
+	env_init(&e);
+	fake_add(&e, &f, "fake0");
+	device_list_init(&l);
+	assert_int_equal(device_list_add(&l, &pci_host_device_ops, e.host, "pci0"), 0);
+	env_ecam_write(&e, pci_dev_slot(f.pci), PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	assert_true(f.mapped[0]);
+	device_list_reset(&l);
+	assert_int_equal(f.resets, 1);
+	assert_false(f.mapped[0]);
+	device_list_destroy(&l);	/* destroys the host and the device on it */
+	e.host = NULL;
+	env_fini(&e);
+}
+
 /* ---- hostile configuration writes ---- */
 
 static void test_hostile_config(void **state)
@@ -829,6 +851,7 @@ int main(void)
 		cmocka_unit_test(test_bus_full),
 		cmocka_unit_test(test_capabilities),
 		cmocka_unit_test(test_intx),
+		cmocka_unit_test(test_device_list),
 		cmocka_unit_test(test_hostile_config),
 		cmocka_unit_test_setup_teardown(test_aml, tmpdir_setup, tmpdir_teardown),
 	};
