@@ -85,23 +85,6 @@ static uint64_t machine_mmio64_base(const struct guest_mem *mem)
 	return (top + GIB - 1) & ~(GIB - 1);
 }
 
-static void machine_pci_reset(void *dev)
-{
-	pci_host_reset(dev);
-}
-
-static void machine_pci_destroy(void *dev)
-{
-	pci_host_destroy(dev);
-}
-
-/* The host bridge resets its functions; each virtio device is its own entry too. */
-static const struct device_ops machine_pci_ops = {
-	.kind = "pci-host",
-	.reset = machine_pci_reset,
-	.destroy = machine_pci_destroy,
-};
-
 static int machine_add_pci(struct machine *m)
 {
 	const struct machine_env *env = &m->env;
@@ -122,7 +105,7 @@ static int machine_add_pci(struct machine *m)
 	};
 
 	m->pci = pci_host_create(&pc);
-	if (machine_add(m, &machine_pci_ops, m->pci, "pci-host") < 0) {
+	if (machine_add(m, &pci_host_device_ops, m->pci, "pci-host") < 0) {
 		m->pci = NULL;
 		return -1;
 	}
