@@ -784,12 +784,14 @@ def group_virtio():
                 ("elf", guest("virtio"), "pvh", "", 7),
                 ("elf", guest("virtio"), "pvh", "event_idx sector=1000", 1000),
                 ("bzImage", guest("virtio", "bzImage"), "linux64", "sector=2047", 2047)):
+            cpus = ["--cpus", "2"] if form == "bzImage" else []     # then each disk has 2 queues
             rw, ro = os.path.join(tmp, "rw.img"), os.path.join(tmp, "ro.img")
             rw_data = disk_image(rw, 2048, "rw")              # 1 MiB
             ro_data = disk_image(ro, 128, "ro")               # 64 KiB
-            what = f"virtio.{form}" + (f" --append '{append}'" if append else "")
+            what = f"virtio.{form}" + (f" --append '{append}'" if append else "") + \
+                (" --cpus 2" if cpus else "")
             r = boot(k, "--disk", f"{rw},id={rw_id}", "--disk", f"{ro},ro=on,id={ro_id}", "--rng",
-                     *(["--append", append] if append else []))
+                     *(["--append", append] if append else []), *cpus)
             check(r, f"{what}: two disks and an rng, everything the guest checks passes, powers off",
                   entry=entry, want=["virtio: all ok", re.compile(r"pci: \d+ functions, 0xcf8 agrees")],
                   absent=["FAIL"])
@@ -846,10 +848,15 @@ def group_virtio():
             "bridge on bus 0", r.describe())
 
 
-HOSTILE_CASES = ("descriptor-loop", "head-out-of-range", "next-out-of-range", "indirect-len-not-16n",
-                 "indirect-nested", "indirect-table-outside-ram", "buffer-outside-ram",
-                 "buffer-crossing-ram-end", "buffer-address-wraps", "avail-idx-jump",
-                 "no-status-byte", "writable-before-readable", "rings-outside-ram")
+# Each case of virtio_hostile, in its order, and words of the reason bootvm gives for it.
+HOSTILE = (("descriptor-loop", "longer than the queue"), ("head-out-of-range", "head out of range"),
+           ("next-out-of-range", "next out of range"), ("indirect-len-not-16n", "multiple of 16"),
+           ("indirect-nested", "nested"), ("indirect-table-outside-ram", "indirect table outside"),
+           ("buffer-outside-ram", "outside guest ram"), ("buffer-crossing-ram-end", "outside guest ram"),
+           ("buffer-address-wraps", "outside guest ram"), ("avail-idx-jump", "ahead"),
+           ("no-status-byte", "status"), ("writable-before-readable", "readable buffer after"),
+           ("rings-outside-ram", "ring area outside"))
+HOSTILE_CASES = tuple(c for c, _ in HOSTILE)
 
 
 def group_virtio_hostile():
@@ -881,6 +888,15 @@ def group_virtio_hostile():
             tap(len(lines) <= 2 * len(HOSTILE_CASES),
                 f"{what}: stderr stays short ({len(lines)} lines: at most a line or two per "
                 "malformed ring)", r.describe())
+
+        # With -vv bootvm says why each time: every case trips its own check, in order.
+        disk_image(img, 2048, "hostile")
+        r = boot(guest("virtio_hostile"), "-vv", "--disk", img, "--rng")
+        reasons = [l.lower() for l in r.err.splitlines() if "the device needs a reset" in l]
+        tap(r.status == POWEROFF and len(reasons) == len(HOSTILE)
+            and all(w in l for (_, w), l in zip(HOSTILE, reasons)),
+            "virtio_hostile.elf -vv: each malformed ring is refused for its own reason: "
+            + ", ".join(w for _, w in HOSTILE), r.describe())
 
 
 def group_disk():

@@ -51,8 +51,8 @@ static void read_chain(struct vring_desc *d, uint64_t addr, uint32_t len)
 static void c_loop(struct vq *q)
 {
 	read_chain(q->desc, (uint64_t)blk.buf, 512);
-	q->desc[2].flags |= VRING_DESC_F_NEXT;		/* 0 -> 1 -> 2 -> 0 ... */
-	q->desc[2].next = 0;
+	q->desc[2].flags |= VRING_DESC_F_NEXT;		/* 0 -> 1 -> 2 -> 1 ...: writable ones only */
+	q->desc[2].next = 1;
 	vq_publish(&blk, 0);
 }
 
