@@ -401,7 +401,7 @@ static const struct bus_ops pci_conf1_ops = {
 
 static uint64_t pci_ecam_read(void *opaque, uint64_t offset, unsigned int size)
 {
-	if ((offset >> 12) & 7)
+	if (((offset >> 12) & 7) || size > 4)
 		return ~0ULL;
 	return pci_host_config_read(opaque, (unsigned int)(offset >> 15) & 0x1f,
 				    (unsigned int)offset & 0xfff, size);

@@ -56,7 +56,7 @@ static void virtio_pci_notify(struct virtio_dev *vdev, int queue)
 	struct virtio_pci *vp = vdev->transport;
 	uint16_t vector;
 
-	if (queue >= (int)vdev->nr_queues)
+	if (queue < -1 || queue >= (int)vdev->nr_queues)
 		return;
 	pthread_mutex_lock(&vdev->lock);
 	vector = queue < 0 ? vdev->config_msix_vector : vdev->queues[queue].msix_vector;

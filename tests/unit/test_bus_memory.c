@@ -11,6 +11,8 @@
 #include "vmm/bus.h"
 #include "vmm/memory.h"
 
+#include "helpers.h"
+
 #define MIB (1ULL << 20)
 #define GIB (1ULL << 30)
 
@@ -236,6 +238,31 @@ static void test_bus_unhandled_and_straddle(void **state)
 	assert_int_equal(a.reads, 1);
 }
 
+/* bus_is_free() agrees with bus_register() and logs nothing. */
+static void test_bus_is_free(void **state)
+{
+	struct bus bus;
+	struct fake_dev a;
+	struct helper_log log = { 0 };
+
+	(void)state;
+	bus_init(&bus, "mmio");
+	assert_int_equal(bus_register(&bus, 0x100, 0x10, "a", &fake_ops, &a), 0);
+	log_set_sink(helper_log_sink, &log);
+	assert_false(bus_is_free(&bus, 0x10f, 1));
+	assert_false(bus_is_free(&bus, 0xf8, 0x10));
+	assert_false(bus_is_free(&bus, 0x0, 0x1000));		/* covers it */
+	assert_false(bus_is_free(&bus, 0x200, 0));		/* empty */
+	assert_false(bus_is_free(&bus, UINT64_MAX, 2));		/* wraps */
+	assert_false(bus_is_free(&bus, UINT64_MAX - 0xfff, 0x1000));	/* ends at 2^64 */
+	assert_true(bus_is_free(&bus, 0x110, 1));
+	assert_true(bus_is_free(&bus, 0xf0, 0x10));
+	assert_true(bus_is_free(&bus, UINT64_MAX - 0xfff, 0xfff));
+	log_set_sink(NULL, NULL);
+	assert_int_equal(log.errors + log.warnings, 0);
+	bus_destroy(&bus);
+}
+
 static void test_bus_register_errors(void **state)
 {
 	struct bus bus;
@@ -271,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_bus_dispatch),
 		cmocka_unit_test(test_bus_unhandled_and_straddle),
 		cmocka_unit_test(test_bus_register_errors),
+		cmocka_unit_test(test_bus_is_free),
 		cmocka_unit_test(test_bus_move_unregister),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -173,6 +173,7 @@ static void test_absent_and_malformed(void **state)
 	/* Extended configuration space of a present (conventional) function reads 0. */
 	assert_int_equal(env_ecam_read(&e, 0, 0x100, 4), 0);
 	assert_int_equal(env_ecam_read(&e, 0, 0xffc, 4), 0);
+	assert_int_equal(env_mmio_read(&e, ENV_ECAM, 8), ~0ULL);	/* 8 bytes: not a config access */
 	env_ecam_write(&e, 0, 0x100, 4, 0x12345678);
 	assert_int_equal(env_ecam_read(&e, 0, 0x100, 4), 0);
 	env_fini(&e);

@@ -548,6 +548,7 @@ static void test_intx(void **state)
 	assert_int_equal(env_mmio_read(&t.e, t.bar + VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_CONFIG);
 	/* A queue that does not exist: nothing. */
 	t.f.vdev.notify(&t.f.vdev, NQ);
+	t.f.vdev.notify(&t.f.vdev, -2);
 	assert_int_equal(env_counts.line[gsi], 0);
 	assert_int_equal(env_mmio_read(&t.e, t.bar + VIRTIO_PCI_ISR_OFF, 1), 0);
 	/* A reset deasserts. */
