@@ -35,7 +35,10 @@ struct virtio_pci {
 	struct msix msix;
 	int vm_fd;
 
-	/* Serialises device_status changes (reset, activate), taken before vdev->lock. */
+	/*
+	 * Serialises device_status changes (reset, activate) and common
+	 * configuration writes against them; taken before vdev->lock.
+	 */
 	pthread_mutex_t status_lock;
 
 	/* Under vdev->lock: transport registers that struct virtio_dev does not hold. */
@@ -396,9 +399,16 @@ static void virtio_pci_bar_write(void *opaque, uint64_t off, unsigned int size, 
 				virtio_pci_status_write(vp, (uint8_t)value);
 			return;
 		}
+		/*
+		 * status_lock too: an activation or reset in progress (on another
+		 * vCPU) reads or tears down the queues without vdev->lock, so queue
+		 * fields must not change under it.
+		 */
+		pthread_mutex_lock(&vp->status_lock);
 		pthread_mutex_lock(&vdev->lock);
 		why = virtio_pci_common_write_locked(vp, off, size, (uint32_t)value);
 		pthread_mutex_unlock(&vdev->lock);
+		pthread_mutex_unlock(&vp->status_lock);
 		if (why)
 			virtio_dev_fail(vdev, why);
 	} else if (off >= VIRTIO_PCI_DEVICE_OFF && off < VIRTIO_PCI_NOTIFY_OFF) {

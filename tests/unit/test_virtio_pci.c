@@ -15,6 +15,7 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_pci.h>
 #include <linux/virtio_ring.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,6 +36,8 @@ struct fdev {
 	int activates, resets, config_reads, config_writes;
 	int activate_ret;
 	uint32_t last_off, last_len;
+	void (*activate_hook)(struct fdev *f);	/* runs inside activate, if set */
+	void *hook_arg;
 };
 
 static uint64_t fdev_features(void *dev)
@@ -68,6 +71,8 @@ static int fdev_activate(void *dev)
 	struct fdev *f = dev;
 
 	f->activates++;
+	if (f->activate_hook)
+		f->activate_hook(f);
 	return f->activate_ret;
 }
 
@@ -769,6 +774,65 @@ static void test_device_config(void **state)
 
 /* ---- hostile traffic ---- */
 
+/*
+ * A second vCPU writes the common configuration while the first is inside
+ * activate (DRIVER_OK written, the device's thread reading the queues):
+ * that write must wait for the activation, not change the queues under the
+ * device, and then find the queue fields read-only.
+ */
+struct race {
+	struct t *t;
+	pthread_t thread;
+	bool done;			/* the second vCPU's write returned */
+	bool enabled_at_activate;	/* what the device saw for queue 1 */
+};
+
+static void *race_enable_q1(void *arg)
+{
+	struct race *r = arg;
+
+	cw(r->t, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	__atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void race_hook(struct fdev *f)
+{
+	struct race *r = f->hook_arg;
+
+	r->enabled_at_activate = f->vdev.queues[1].vq.enabled;
+	assert_int_equal(pthread_create(&r->thread, NULL, race_enable_q1, r), 0);
+	/* Give the second vCPU every chance to get its write in (200 ms). */
+	for (int i = 0; i < 200 && !__atomic_load_n(&r->done, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+}
+
+static void test_common_write_during_activate(void **state)
+{
+	struct t t;
+	struct race r = { .t = &t };
+
+	(void)state;
+	t_init(&t);
+	negotiate(&t, V1);
+	set_queue(&t, 0, 64, 0x10000, 0x11000, 0x12000);
+	cw(&t, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	/* Queue 1 laid out but not enabled; queue_select stays on it. */
+	set_queue(&t, 1, 64, 0x20000, 0x21000, 0x22000);
+	t.f.activate_hook = race_hook;
+	t.f.hook_arg = &r;
+	set_status(&t, ALL_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+	assert_int_equal(pthread_join(r.thread, NULL), 0);
+	assert_int_equal(t.f.activates, 1);
+	assert_false(r.enabled_at_activate);
+	/* The device was started without queue 1: it must not read as enabled now. */
+	cw(&t, VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+	assert_int_equal(cr(&t, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	assert_false(t.f.vdev.queues[1].vq.enabled);
+	assert_int_equal(status(&t), ALL_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+	t_fini(&t);
+}
+
 static void test_hostile(void **state)
 {
 	struct t t;
@@ -845,6 +909,7 @@ int main(void)
 		cmocka_unit_test(test_pci_cfg_window),
 		cmocka_unit_test(test_device_config),
 		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_common_write_during_activate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
