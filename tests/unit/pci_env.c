@@ -21,7 +21,7 @@ void env_counts_reset(void)
 		env_counts.line[i] = -1;
 }
 
-/* Count what the code under test asks of KVM, then do it. */
+/* Count what the code under test asks of KVM, then do it (from any thread). */
 int ioctl(int fd, unsigned long req, ...)
 {
 	va_list ap;
@@ -31,29 +31,29 @@ int ioctl(int fd, unsigned long req, ...)
 	arg = va_arg(ap, void *);
 	va_end(ap);
 	if (req == KVM_SET_GSI_ROUTING) {
-		env_counts.set_gsi_routing++;
+		__atomic_add_fetch(&env_counts.set_gsi_routing, 1, __ATOMIC_RELAXED);
 	} else if (req == KVM_IRQFD) {
 		const struct kvm_irqfd *f = arg;
 
 		if (f->flags & KVM_IRQFD_FLAG_DEASSIGN)
-			env_counts.irqfd_deassign++;
+			__atomic_add_fetch(&env_counts.irqfd_deassign, 1, __ATOMIC_RELAXED);
 		else
-			env_counts.irqfd_assign++;
+			__atomic_add_fetch(&env_counts.irqfd_assign, 1, __ATOMIC_RELAXED);
 	} else if (req == KVM_IOEVENTFD) {
 		const struct kvm_ioeventfd *io = arg;
 
 		if (io->flags & KVM_IOEVENTFD_FLAG_DEASSIGN) {
-			env_counts.ioeventfd_deassign++;
+			__atomic_add_fetch(&env_counts.ioeventfd_deassign, 1, __ATOMIC_RELAXED);
 		} else {
-			env_counts.ioeventfd_assign++;
-			env_counts.last_ioeventfd_addr = io->addr;
+			__atomic_add_fetch(&env_counts.ioeventfd_assign, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&env_counts.last_ioeventfd_addr, io->addr, __ATOMIC_RELAXED);
 		}
 	} else if (req == KVM_IRQ_LINE) {
 		const struct kvm_irq_level *l = arg;
 
-		env_counts.irq_line_calls++;
+		__atomic_add_fetch(&env_counts.irq_line_calls, 1, __ATOMIC_RELAXED);
 		if (l->irq < 64)
-			env_counts.line[l->irq] = (int)l->level;
+			__atomic_store_n(&env_counts.line[l->irq], (int)l->level, __ATOMIC_RELAXED);
 	}
 	return (int)syscall(SYS_ioctl, fd, req, arg);
 }
@@ -62,7 +62,7 @@ int ioctl(int fd, unsigned long req, ...)
 ssize_t write(int fd, const void *buf, size_t n)
 {
 	if (fd >= 0 && fd < 1024)
-		env_counts.writes[fd]++;
+		__atomic_add_fetch(&env_counts.writes[fd], 1, __ATOMIC_RELAXED);
 	return syscall(SYS_write, fd, buf, n);
 }
 
