@@ -719,7 +719,14 @@ static void uring_kick(struct disk_queue *q)
 	for (int tries = 0; q->ring_unsubmitted && tries < 100; tries++) {
 		int n = io_uring_submit(&q->ring);
 
-		if (n >= 0) {
+		if (n > 0) {
+			/* The kernel may take only part of the batch: submit the rest too. */
+			q->ring_unsubmitted -= (unsigned int)n < q->ring_unsubmitted ?
+					       (unsigned int)n : q->ring_unsubmitted;
+			tries = 0;
+			continue;
+		}
+		if (n == 0) {
 			q->ring_unsubmitted = 0;
 			return;
 		}

@@ -263,7 +263,7 @@ struct virtio_rng *virtio_rng_create(const struct guest_mem *mem, const char *na
 	vdev->queues[0].max_size = VIRTIO_RNG_QUEUE_SIZE;
 	vdev->queues[0].msix_vector = VIRTIO_MSI_NO_VECTOR;
 	vdev->queues[0].kick_fd = -1;
-	pthread_mutex_init(&vdev->lock, NULL);
+	/* vdev->lock belongs to the transport, which initialises and destroys it. */
 
 	rng->again_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (rng->again_fd < 0) {
@@ -285,7 +285,6 @@ err_loop:
 err_again:
 	close(rng->again_fd);
 err_free:
-	pthread_mutex_destroy(&vdev->lock);
 	free(rng);
 	return NULL;
 }
@@ -309,7 +308,6 @@ static void rng_dev_destroy(void *dev)
 
 	io_loop_destroy(rng->loop);
 	close(rng->again_fd);
-	pthread_mutex_destroy(&rng->vdev.lock);
 	free(rng);
 }
 

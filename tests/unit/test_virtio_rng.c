@@ -114,6 +114,7 @@ static int setup(void **state)
 	if (!f->rng)
 		return -1;
 	f->vdev = virtio_rng_vdev(f->rng);
+	pthread_mutex_init(&f->vdev->lock, NULL);	/* the transport's job; the test is the transport */
 	f->vdev->notify = record_notify;
 	f->vdev->transport = f;
 	f->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -128,6 +129,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	virtio_rng_device_ops.stop(f->rng);
+	pthread_mutex_destroy(&f->vdev->lock);
 	virtio_rng_device_ops.destroy(f->rng);
 	log_set_sink(NULL, NULL);
 	close(f->kick);
