@@ -33,6 +33,34 @@ struct vm_disk_config {
 	unsigned int nr_queues;		/* 0: one per vCPU (at most VM_DISK_MAX_QUEUES) */
 };
 
+enum vm_net_kind {
+	VM_NET_USER,		/* user-mode networking (libslirp), with host port forwarding */
+	VM_NET_TAP,		/* an existing TAP device */
+};
+
+/* hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (network byte order addresses). */
+struct vm_hostfwd {
+	bool udp;
+	uint32_t host_addr;		/* default 127.0.0.1 */
+	uint16_t host_port;
+	uint32_t guest_addr;		/* default 10.0.2.15, the DHCP lease */
+	uint16_t guest_port;
+};
+
+#define VM_MAX_NETS 4
+#define VM_NET_MAX_HOSTFWD 32
+#define VM_NET_ID_MAX 31
+
+struct vm_net_config {
+	enum vm_net_kind kind;
+	const char *tap_name;		/* VM_NET_TAP */
+	bool restrict_net;		/* user: restrict=on, no traffic beyond the host's forwards */
+	uint8_t mac[6];			/* given, or derived from id (stable per id) */
+	char id[VM_NET_ID_MAX + 1];	/* "net0" unless given */
+	struct vm_hostfwd fwd[VM_NET_MAX_HOSTFWD];
+	unsigned int nr_fwd;
+};
+
 struct vm_config {
 	const char *kernel_path;
 	const char *initrd_path;	/* NULL: none */
@@ -47,6 +75,9 @@ struct vm_config {
 	struct vm_disk_config disks[VM_MAX_DISKS];	/* /dev/vda, vdb, ... in order */
 	unsigned int nr_disks;
 	bool rng;			/* a virtio-rng device */
+
+	struct vm_net_config nets[VM_MAX_NETS];	/* eth0, eth1, ... in order */
+	unsigned int nr_nets;
 
 	bool owned;			/* strings are ours (vm_config_init) */
 };
@@ -68,6 +99,14 @@ int vm_config_set(struct vm_config *cfg, const char **field, const char *value);
  * written ",,". -1 with one line naming the option and the problem.
  */
 int vm_config_add_disk(struct vm_config *cfg, const char *spec);
+
+/*
+ * Add a network interface from "user[,hostfwd=RULE]...[,restrict=on]
+ * [,mac=52:54:00:xx:xx:xx][,id=ID]" or "tap=NAME[,mac=...][,id=ID]" (what
+ * --net takes; RULE is QEMU's tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT).
+ * -1 with one line naming the option and the problem.
+ */
+int vm_config_add_net(struct vm_config *cfg, const char *spec);
 
 /* Check everything together; -1 with one line naming what is wrong. */
 int vm_config_validate(const struct vm_config *cfg);

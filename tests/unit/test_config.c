@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -128,6 +129,112 @@ static void test_validate(void **state)
 	vm_config_free(&c);
 }
 
+static void test_net_specs(void **state)
+{
+	struct vm_config c;
+	const struct vm_net_config *n;
+
+	vm_config_init(&c);
+	assert_int_equal(vm_config_add_net(&c, "user,hostfwd=tcp::5555-:22,"
+					   "hostfwd=udp:0.0.0.0:5353-10.0.2.15:53,restrict=on"), 0);
+	assert_int_equal(vm_config_add_net(&c, "tap=tap0,mac=52:54:00:aa:bb:cc,id=lan"), 0);
+	assert_int_equal(c.nr_nets, 2);
+	n = &c.nets[0];
+	assert_int_equal(n->kind, VM_NET_USER);
+	assert_true(n->restrict_net);
+	assert_string_equal(n->id, "net0");
+	assert_int_equal(n->nr_fwd, 2);
+	assert_false(n->fwd[0].udp);
+	assert_int_equal(n->fwd[0].host_addr, htonl(0x7f000001));	/* 127.0.0.1 unless given */
+	assert_int_equal(n->fwd[0].host_port, 5555);
+	assert_int_equal(n->fwd[0].guest_addr, htonl(0x0a00020f));	/* 10.0.2.15 */
+	assert_int_equal(n->fwd[0].guest_port, 22);
+	assert_true(n->fwd[1].udp);
+	assert_int_equal(n->fwd[1].host_addr, 0);
+	assert_int_equal(n->fwd[1].host_port, 5353);
+	assert_int_equal(n->fwd[1].guest_port, 53);
+	/* A generated MAC: QEMU's locally administered prefix, stable for the same id. */
+	assert_int_equal(n->mac[0], 0x52);
+	assert_int_equal(n->mac[1], 0x54);
+	assert_int_equal(n->mac[2], 0x00);
+	struct vm_config c2;
+	vm_config_init(&c2);
+	assert_int_equal(vm_config_add_net(&c2, "user"), 0);
+	assert_memory_equal(c2.nets[0].mac, n->mac, 6);
+	assert_int_equal(vm_config_add_net(&c2, "user,id=other"), 0);
+	assert_memory_not_equal(c2.nets[1].mac, n->mac, 6);
+	vm_config_free(&c2);
+
+	n = &c.nets[1];
+	assert_int_equal(n->kind, VM_NET_TAP);
+	assert_string_equal(n->tap_name, "tap0");
+	assert_string_equal(n->id, "lan");
+	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
+	assert_memory_equal(n->mac, mac, 6);
+	assert_int_equal(vm_config_validate(&c), -1);	/* no kernel */
+	assert_int_equal(vm_config_set(&c, &c.kernel_path, "k"), 0);
+	assert_int_equal(vm_config_validate(&c), 0);
+	vm_config_free(&c);
+	assert_int_equal(c.nr_nets, 0);
+}
+
+static void test_net_errors(void **state)
+{
+	static const struct { const char *spec, *needle; } bad[] = {
+		{ "", "expected user" },
+		{ "slirp", "expected user" },
+		{ "tap=", "expected user" },
+		{ "tap=a-name-longer-than-15", "longer than 15" },
+		{ "user,hostfwd=sctp::1-:2", "tcp: or udp:" },
+		{ "user,hostfwd=tcp::5555", "is not tcp|udp" },
+		{ "user,hostfwd=tcp::0-:22", "is not tcp|udp" },
+		{ "user,hostfwd=tcp::65536-:22", "is not tcp|udp" },
+		{ "user,hostfwd=tcp:1.2.3:5555-:22", "is not tcp|udp" },
+		{ "user,hostfwd=tcp::5555-10.0.2.15:x", "is not tcp|udp" },
+		{ "user,restrict=maybe", "expected on or off" },
+		{ "user,mac=52:54:00:12:34", "six hex bytes" },
+		{ "user,mac=53:54:00:12:34:56", "multicast" },
+		{ "user,id=", "1 to 31" },
+		{ "user,foo=1", "unknown option 'foo'" },
+		{ "tap=tap0,hostfwd=tcp::1-:2", "unknown option 'hostfwd'" },
+		{ "user,restrict", "not KEY=VALUE" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct helper_log log = { 0 };
+		struct vm_config c;
+
+		vm_config_init(&c);
+		log_set_sink(helper_log_sink, &log);
+		assert_int_equal(vm_config_add_net(&c, bad[i].spec), -1);
+		log_set_sink(NULL, NULL);
+		assert_int_equal(c.nr_nets, 0);
+		assert_int_equal(log.errors, 1);
+		if (!strstr(log.last_error, bad[i].needle))
+			fail_msg("'%s': got '%s', wanted '%s'", bad[i].spec, log.last_error, bad[i].needle);
+		vm_config_free(&c);
+	}
+
+	/* Conflicts only the whole configuration shows. */
+	struct helper_log log = { 0 };
+	struct vm_config c;
+	vm_config_init(&c);
+	assert_int_equal(vm_config_set(&c, &c.kernel_path, "k"), 0);
+	log_set_sink(helper_log_sink, &log);
+	assert_int_equal(vm_config_add_net(&c, "user,hostfwd=tcp::5555-:22,hostfwd=tcp::5555-:80"), 0);
+	assert_int_equal(vm_config_validate(&c), -1);
+	assert_non_null(strstr(log.last_error, "forwarded twice"));
+	vm_config_free(&c);
+	vm_config_init(&c);
+	assert_int_equal(vm_config_set(&c, &c.kernel_path, "k"), 0);
+	assert_int_equal(vm_config_add_net(&c, "user,id=a"), 0);
+	assert_int_equal(vm_config_add_net(&c, "user,id=a"), 0);
+	assert_int_equal(vm_config_validate(&c), -1);
+	assert_non_null(strstr(log.last_error, "the same MAC"));
+	log_set_sink(NULL, NULL);
+	vm_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +242,8 @@ int main(void)
 		cmocka_unit_test(test_disk_specs),
 		cmocka_unit_test(test_disk_errors),
 		cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_net_specs),
+		cmocka_unit_test(test_net_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
