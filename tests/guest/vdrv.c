@@ -379,7 +379,7 @@ static void write_features(struct vdev *vd, uint64_t f)
 	}
 }
 
-bool vdev_init(struct vdev *vd, uint64_t want)
+bool vdev_negotiate(struct vdev *vd, uint64_t want)
 {
 	if (!vdev_reset(vd))
 		return false;
@@ -390,6 +390,7 @@ bool vdev_init(struct vdev *vd, uint64_t want)
 		printf("virtio: FAIL %s does not offer VERSION_1 (0x%lx)\n", vd->kind, offered);
 		return false;
 	}
+	vd->offered = offered;
 	vd->features = offered & (want | 1ULL << VIRTIO_F_VERSION_1);
 	vd->event_idx = vd->features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
 	vd->indirect = vd->features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC);
@@ -400,22 +401,27 @@ bool vdev_init(struct vdev *vd, uint64_t want)
 		return false;
 	}
 
-	uint16_t cfg_vec = 0, q_vec = 1;
+	uint16_t cfg_vec = 0;
 	mmio_write16(COMMON8(vd, VIRTIO_PCI_COMMON_MSIX), cfg_vec);
 	if (mmio_read16(COMMON8(vd, VIRTIO_PCI_COMMON_MSIX)) != cfg_vec) {
 		printf("virtio: FAIL %s msix_config not accepted\n", vd->kind);
 		return false;
 	}
+	return true;
+}
+
+bool vdev_queue(struct vdev *vd, struct vq *q, uint16_t index, uint8_t *mem, uint16_t vector,
+		uint64_t desc_addr)
+{
 	uint16_t nq = mmio_read16(COMMON8(vd, VIRTIO_PCI_COMMON_NUMQ));
-	mmio_write16(COMMON8(vd, VIRTIO_PCI_COMMON_Q_SELECT), 0);
+	mmio_write16(COMMON8(vd, VIRTIO_PCI_COMMON_Q_SELECT), index);
 	uint16_t max = mmio_read16(COMMON8(vd, VIRTIO_PCI_COMMON_Q_SIZE));
-	if (!nq || !max) {
-		printf("virtio: FAIL %s num_queues %u, queue 0 size %u\n", vd->kind, nq, max);
+	if (nq <= index || !max) {
+		printf("virtio: FAIL %s num_queues %u, queue %u size %u\n", vd->kind, nq, index, max);
 		return false;
 	}
-	struct vq *q = &vd->q;
-	uint8_t *mem = vq_mem[vd->index];
 	memset(mem, 0, 4096);
+	q->index = index;
 	q->size = VQ_SIZE;
 	while (q->size > max)
 		q->size >>= 1;
@@ -425,12 +431,12 @@ bool vdev_init(struct vdev *vd, uint64_t want)
 	q->indirect = (struct vring_desc *)(mem + 2048);
 	q->avail_idx = q->last_used = 0;
 	mmio_write16(COMMON8(vd, VIRTIO_PCI_COMMON_Q_SIZE), q->size);
-	mmio_write16(COMMON8(vd, VIRTIO_PCI_COMMON_Q_MSIX), q_vec);
-	if (mmio_read16(COMMON8(vd, VIRTIO_PCI_COMMON_Q_MSIX)) != q_vec) {
-		printf("virtio: FAIL %s queue_msix_vector not accepted\n", vd->kind);
+	mmio_write16(COMMON8(vd, VIRTIO_PCI_COMMON_Q_MSIX), vector);
+	if (mmio_read16(COMMON8(vd, VIRTIO_PCI_COMMON_Q_MSIX)) != vector) {
+		printf("virtio: FAIL %s queue %u: queue_msix_vector not accepted\n", vd->kind, index);
 		return false;
 	}
-	uint64_t d = vd->desc_override ? vd->desc_override : (uint64_t)q->desc;
+	uint64_t d = desc_addr ? desc_addr : (uint64_t)q->desc;
 	uint64_t a = (uint64_t)q->avail, u = (uint64_t)q->used;
 	mmio_write32(COMMON8(vd, VIRTIO_PCI_COMMON_Q_DESCLO), (uint32_t)d);
 	mmio_write32(COMMON8(vd, VIRTIO_PCI_COMMON_Q_DESCHI), (uint32_t)(d >> 32));
@@ -445,10 +451,13 @@ bool vdev_init(struct vdev *vd, uint64_t want)
 		return false;
 	}
 	mmio_write16(COMMON8(vd, VIRTIO_PCI_COMMON_Q_ENABLE), 1);
+	return true;
+}
+
+bool vdev_driver_ok(struct vdev *vd)
+{
 	set_status(vd, VIRTIO_CONFIG_S_DRIVER_OK);
 	uint8_t st = vdev_status(vd);
-	if (vd->desc_override)
-		return true;			/* the caller wants to see the device refuse */
 	if (st & VIRTIO_CONFIG_S_NEEDS_RESET || !(st & VIRTIO_CONFIG_S_DRIVER_OK)) {
 		printf("virtio: FAIL %s status 0x%x after DRIVER_OK\n", vd->kind, st);
 		return false;
@@ -456,12 +465,22 @@ bool vdev_init(struct vdev *vd, uint64_t want)
 	return true;
 }
 
+bool vdev_init(struct vdev *vd, uint64_t want)
+{
+	if (!vdev_negotiate(vd, want) ||
+	    !vdev_queue(vd, &vd->q, 0, vq_mem[vd->index], 1, vd->desc_override))
+		return false;
+	if (vd->desc_override) {
+		set_status(vd, VIRTIO_CONFIG_S_DRIVER_OK);
+		return true;			/* the caller wants to see the device refuse */
+	}
+	return vdev_driver_ok(vd);
+}
+
 /* ---- the queue ---- */
 
-void vq_publish(struct vdev *vd, uint16_t head)
+void vq_publish_on(struct vdev *vd, struct vq *q, uint16_t head)
 {
-	struct vq *q = &vd->q;
-
 	q->avail->ring[q->avail_idx & (q->size - 1)] = head;
 	if (vd->event_idx)
 		q->avail->ring[q->size] = q->last_used;	/* used_event: interrupt for the next one */
@@ -470,10 +489,8 @@ void vq_publish(struct vdev *vd, uint16_t head)
 	__atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
 }
 
-void vq_kick(struct vdev *vd, bool force)
+void vq_kick_on(struct vdev *vd, struct vq *q, bool force)
 {
-	struct vq *q = &vd->q;
-
 	mb();				/* avail->idx visible before reading the device's wishes */
 	bool want = true;
 	if (vd->event_idx) {
@@ -484,8 +501,11 @@ void vq_kick(struct vdev *vd, bool force)
 		want = !(*(volatile uint16_t *)&q->used->flags & VRING_USED_F_NO_NOTIFY);
 	}
 	if (want || force)
-		mmio_write16(q->notify, 0);
+		mmio_write16(q->notify, q->index);
 }
+
+void vq_publish(struct vdev *vd, uint16_t head) { vq_publish_on(vd, &vd->q, head); }
+void vq_kick(struct vdev *vd, bool force) { vq_kick_on(vd, &vd->q, force); }
 
 uint32_t vq_completions, vq_no_irq;
 

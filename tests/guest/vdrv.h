@@ -50,6 +50,7 @@ bool pci_bar(const struct pci_fn *f, unsigned int bar, uint64_t *addr, uint64_t 
 void pci_bar_set(const struct pci_fn *f, unsigned int bar, uint64_t addr, bool is64);
 
 struct vq {
+	uint16_t index;				/* the queue's number on its device */
 	uint16_t size;				/* chosen, power of two */
 	struct vring_desc *desc;
 	struct vring_avail *avail;
@@ -78,7 +79,7 @@ struct vdev {
 	/* resolved addresses (after the BARs are final) */
 	uint64_t bar_addr[6];
 	uint64_t common, isr, devcfg, notify_base, msix_table;
-	uint64_t features;			/* negotiated */
+	uint64_t offered, features;		/* by the device; negotiated */
 	bool event_idx, indirect;
 	uint64_t desc_override;			/* hostile: this descriptor table address instead */
 	struct vq q;
@@ -103,16 +104,29 @@ bool vdev_map(struct vdev *vd, int move_bar, uint64_t move_to);
  * with the device's MSI-X vectors, DRIVER_OK. Returns false (printed) on failure.
  */
 bool vdev_init(struct vdev *vd, uint64_t want);
+/*
+ * The steps of vdev_init for devices with several queues: reset and
+ * negotiate (msix_config = MSI-X entry 0); set up queue `index` in mem (4 KiB,
+ * laid out as vdev_init's) with MSI-X entry `vector` and the descriptor table
+ * at desc_addr (0: in mem); then DRIVER_OK (false if refused or NEEDS_RESET).
+ */
+bool vdev_negotiate(struct vdev *vd, uint64_t want);
+bool vdev_queue(struct vdev *vd, struct vq *q, uint16_t index, uint8_t *mem, uint16_t vector,
+		uint64_t desc_addr);
+bool vdev_driver_ok(struct vdev *vd);
 /* Write 0 to device_status and wait until it reads 0. */
 bool vdev_reset(struct vdev *vd);
 uint8_t vdev_status(const struct vdev *vd);
 
 static inline uint64_t vdev_cfg(const struct vdev *vd, unsigned int off) { return vd->devcfg + off; }
 
-/* Publish head as the next available chain (no notification). */
+/* Publish head as the next available chain of vd->q (no notification). */
 void vq_publish(struct vdev *vd, uint16_t head);
-/* Notify the device if it wants it (EVENT_IDX / NO_NOTIFY), or always if force. */
+/* Notify the device of vd->q if it wants it (EVENT_IDX / NO_NOTIFY), or always if force. */
 void vq_kick(struct vdev *vd, bool force);
+/* The same for another queue q of vd. */
+void vq_publish_on(struct vdev *vd, struct vq *q, uint16_t head);
+void vq_kick_on(struct vdev *vd, struct vq *q, bool force);
 /*
  * Wait (interrupts on, bounded) for the next used element, its length in
  * *len, and then for the queue's MSI-X interrupt. False if nothing was used.
