@@ -18,6 +18,7 @@ import os
 import random
 import re
 import select
+import socket
 import struct
 import subprocess
 import sys
@@ -981,6 +982,218 @@ def group_disk():
             os.close(fd)
 
 
+# ---------------------------------------------------------------------------
+# Networking: the net and net_hostile guests under --net user (libslirp).
+
+GUEST_UDP, GUEST_TCP = 7777, 2222
+LEASE = "net: dhcp lease 10.0.2.15 router 10.0.2.2 dns 10.0.2.3"
+NET_TIMEOUT = max(RUN_TIMEOUT, 40)
+STATS_LINES = 40        # what --stats may print, at most
+
+
+def net_supported():
+    """Whether this bootvm takes --net (it comes with the board's virtio-net)."""
+    try:
+        p = subprocess.run([BOOTVM, "run", "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return re.search(r"^\s*--net\b", p.stdout + p.stderr, re.M) is not None
+
+
+def free_port(kind):
+    """A host port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def udp_echo(port, payload, tries=3):
+    """Send payload to 127.0.0.1:port, the reply (None if none came, after a few tries)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3)
+        for _ in range(tries):
+            s.sendto(payload, ("127.0.0.1", port))
+            try:
+                data, _ = s.recvfrom(65536)
+                return data
+            except socket.timeout:
+                continue
+    return None
+
+
+def tcp_echo(port, payload, timeout=15):
+    """
+    Connect to 127.0.0.1:port, send payload, read it back, half-close and read
+    until EOF: (what came back before the half-close, what came after it, error).
+    """
+    echo, after, err = b"", b"", None
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(payload)
+            deadline = time.monotonic() + timeout
+            while len(echo) < len(payload) and time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                echo += chunk
+            s.shutdown(socket.SHUT_WR)
+            while time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                after += chunk
+            else:
+                err = "no EOF from the guest"
+    except OSError as e:
+        err = f"{type(e).__name__}: {e}"
+    return echo, after, err
+
+
+def hostfwd(tcp=None, udp=None, guest_tcp=GUEST_TCP, guest_udp=GUEST_UDP):
+    spec = "user"
+    if tcp:
+        spec += f",hostfwd=tcp::{tcp}-:{guest_tcp}"
+    if udp:
+        spec += f",hostfwd=udp::{udp}-:{guest_udp}"
+    return spec
+
+
+def net_start(kernel, spec, append):
+    args = ["--console", "stdio", "--kernel", kernel, "--net", spec, "--append", append]
+    p, t0 = start(args, stdin=subprocess.DEVNULL)
+    return p, args, t0
+
+
+def group_net():
+    if not net_supported():
+        skip("net guest under --net user", "this bootvm has no --net option (virtio-net not wired yet)")
+        return
+    rnd = random.Random(8)
+    for form, k, entry, append in (("elf", guest("net"), "pvh", ""),
+                                   ("bzImage", guest("net", "bzImage"), "linux64", " no-mrg")):
+        what = f"net.{form}" + (" (no MRG_RXBUF)" if append else "")
+        tcp, udp = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
+        p, args, t0 = net_start(k, hostfwd(tcp, udp),
+                                f"udp={GUEST_UDP} tcp={GUEST_TCP} count=2" + append)
+        try:
+            out = read_until(p, b"net: ready", t0 + NET_TIMEOUT)
+            text = out.decode(errors="replace").replace("\r\n", "\n")
+            ready = "net: ready" in text
+            tap(ready and LEASE in text.splitlines(), f"{what}: DHCP lease 10.0.2.15, router 10.0.2.2, "
+                "DNS 10.0.2.3; the guest is ready", text)
+            results = {}
+            if ready:
+                small, big = b"ping " + rnd.randbytes(59), rnd.randbytes(1400)
+                results["udp"] = [(d, udp_echo(udp, d)) for d in (small, big)]
+                data = rnd.randbytes(6000)      # several segments each way
+                results["tcp1"] = (data, *tcp_echo(tcp, data))
+                results["tcp2"] = (b"bye\n", *tcp_echo(tcp, b"bye\n"))
+        finally:
+            r = finish(p, args, t0, out=out, timeout=NET_TIMEOUT)
+        check(r, f"{what}: DHCP, ARP, echoes, then powers off (0) when both connections closed",
+              entry=entry, want=[LEASE, "net: all ok", "net: arp 10.0.2.2 is at 52:55:0a:00:02:02",
+                                 re.compile(r"net: udp echoed 64 bytes to 10\.0\.2\.2:\d+"),
+                                 re.compile(r"net: udp echoed 1400 bytes to 10\.0\.2\.2:\d+"),
+                                 "net: tcp connection closed, echoed 6000 bytes",
+                                 "net: tcp connection closed, echoed 4 bytes"],
+              absent=["FAIL"])
+        if not results:
+            tap(False, f"{what}: host clients (the guest never got ready)", r.describe())
+            continue
+        for sent, got in results["udp"]:
+            tap(got == sent, f"{what}: a {len(sent)}-byte UDP datagram to 127.0.0.1:{udp} comes back "
+                f"from guest port {GUEST_UDP}",
+                f"got {None if got is None else len(got)} bytes\n" + r.describe())
+        for key in ("tcp1", "tcp2"):
+            sent, echo, after, err = results[key]
+            tap(err is None and echo == sent and after == b"",
+                f"{what}: {len(sent)} bytes over TCP to 127.0.0.1:{tcp} come back byte for byte, "
+                "and the guest closes after our FIN",
+                f"error {err}; echoed {len(echo)} bytes (equal: {echo == sent}), "
+                f"{len(after)} after the half-close\n" + r.describe())
+        m = re.search(r"^net: done rx=(\d+) tx=(\d+) bad=(\d+) arp-answered=(\d+)", r.out, re.M)
+        tap(m is not None and int(m[3]) == 0,
+            f"{what}: every frame the guest received had good IP, UDP and TCP checksums",
+            r.describe())
+
+    # Host-side errors, before the guest runs.
+    hello = guest("hello")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        r = bootvm("--console", "stdio", "--kernel", hello, "--net", f"user,hostfwd=tcp::{port}-:22",
+                   timeout=10)
+    lines = r.err.splitlines()
+    tap(r.status == ERROR and len(lines) == 1 and str(port) in lines[0] and "entry=" not in r.out,
+        f"--net user,hostfwd=tcp::PORT-:22 with PORT taken -> exit 1 before the guest runs, one line "
+        "naming the port", r.describe())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        r = bootvm("--console", "stdio", "--kernel", hello, "--net", f"user,hostfwd=udp::{port}-:7",
+                   timeout=10)
+    lines = r.err.splitlines()
+    tap(r.status == ERROR and len(lines) == 1 and str(port) in lines[0] and "entry=" not in r.out,
+        "--net user,hostfwd=udp::PORT-:7 with the UDP port taken -> exit 1, one line naming the port",
+        r.describe())
+    for spec, word in (("bogus", "bogus"), ("user,hostfwd=tcp::notaport-:22", "notaport"),
+                       ("user,hostfwd=sctp::5555-:22", "sctp"), ("user,frobnicate=1", "frobnicate")):
+        r = bootvm("--console", "stdio", "--kernel", hello, "--net", spec, timeout=10)
+        lines = r.err.splitlines()
+        tap(r.status == USAGE and len(lines) == 1 and word in lines[0] and not r.out,
+            f"--net {spec} -> exit 2, one line naming {word!r}", r.describe())
+    # Without --net the machine has no network device, and the guest says so.
+    r = boot(guest("net"))
+    check(r, "net.elf without --net: no virtio-net function on bus 0, powers off (0)",
+          entry="pvh", want=["net: FAIL no virtio-net device"])
+
+
+# Each case of net_hostile and what virtio-net does with it (src/virtio/net.h): a bad
+# frame is dropped and counted, a malformed chain sets DEVICE_NEEDS_RESET.
+NET_HOSTILE = (("tx-header-short", "dropped"), ("tx-frame-over-64k", "dropped"),
+               ("tx-descriptor-loop", "needs-reset"), ("tx-buffer-outside-ram", "needs-reset"),
+               ("tx-writable-descriptor", "needs-reset"), ("rx-buffer-outside-ram", "needs-reset"),
+               ("rx-buffer-shorter-than-header", "needs-reset"), ("rx-buffer-readable", "needs-reset"))
+
+
+def group_net_hostile():
+    if not net_supported():
+        skip("net_hostile guest under --net user", "this bootvm has no --net option "
+             "(virtio-net not wired yet)")
+        return
+    for form, k, entry, mem in (("elf", guest("net_hostile"), "pvh", "512M"),
+                                ("bzImage", guest("net_hostile", "bzImage"), "linux64", "4G")):
+        what = f"net_hostile.{form} --memory {mem}"
+        udp = free_port(socket.SOCK_DGRAM)
+        args = ["--console", "stdio", "--kernel", k, "--memory", mem, "--net", hostfwd(udp=udp),
+                "--append", f"udp={GUEST_UDP}", "--stats"]
+        p, t0 = start(args, stdin=subprocess.DEVNULL)
+        echo = None
+        try:
+            out = read_until(p, b"net: ready", t0 + NET_TIMEOUT)
+            if b"net: ready" in out:
+                echo = udp_echo(udp, b"still there?")
+        finally:
+            r = finish(p, args, t0, out=out, timeout=NET_TIMEOUT)
+        check(r, f"{what}: malformed TX and RX chains, then a new lease and a UDP echo; powers off (0)",
+              entry=entry, want=["net-hostile: all survived"], absent=["FAIL"], quiet=False)
+        for case, outcome in NET_HOSTILE:
+            pat = "dropped" if outcome == "dropped" else r"needs-reset config-irq=[1-9]\d*"
+            tap(any(re.fullmatch(rf"net-hostile: {case}: {pat}, arp ok", l) for l in r.lines),
+                f"{what}: {case} -> {outcome}, then ARP with the router works", r.describe())
+        tap(r.out.count(LEASE + "\n") == 2, f"{what}: a second DHCP lease after all that",
+            r.describe())
+        tap(echo == b"still there?", f"{what}: a host UDP client through hostfwd gets its echo",
+            r.describe())
+        tap(r.status is not None and r.status >= 0 and not SANITIZER.search(r.err),
+            f"{what}: bootvm not killed, no sanitizer report", r.describe())
+        lines = r.err.splitlines()
+        tap(len(lines) <= 2 * len(NET_HOSTILE) + STATS_LINES,
+            f"{what}: stderr stays short ({len(lines)} lines: --stats and a line or two per "
+            "malformed chain)", r.describe())
+
+
 GROUPS = {
     "hello": group_hello,
     "bootinfo": group_bootinfo,
@@ -995,6 +1208,8 @@ GROUPS = {
     "virtio": group_virtio,
     "virtio-hostile": group_virtio_hostile,
     "disk": group_disk,
+    "net": group_net,
+    "net-hostile": group_net_hostile,
 }
 
 
