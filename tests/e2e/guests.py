@@ -1155,6 +1155,9 @@ NET_HOSTILE = (("tx-header-short", "dropped"), ("tx-frame-over-64k", "dropped"),
                ("tx-descriptor-loop", "needs-reset"), ("tx-buffer-outside-ram", "needs-reset"),
                ("tx-writable-descriptor", "needs-reset"), ("rx-buffer-outside-ram", "needs-reset"),
                ("rx-buffer-shorter-than-header", "needs-reset"), ("rx-buffer-readable", "needs-reset"))
+# Words of the reason bootvm -vv gives for each case that needs a reset (None: dropped).
+NET_HOSTILE_REASONS = (None, None, "longer than the queue", "outside guest ram", "device-writable",
+                       "outside guest ram", "shorter than the header", "device-readable")
 
 
 def group_net_hostile():
@@ -1192,6 +1195,15 @@ def group_net_hostile():
         tap(len(lines) <= 2 * len(NET_HOSTILE) + STATS_LINES,
             f"{what}: stderr stays short ({len(lines)} lines: --stats and a line or two per "
             "malformed chain)", r.describe())
+
+    # With -vv bootvm says why it wants a reset, each time for the chain's own reason.
+    r = boot(guest("net_hostile"), "-vv", "--net", "user", timeout=NET_TIMEOUT)
+    reasons = [l.lower() for l in r.err.splitlines() if "the device needs a reset" in l]
+    resets = [w for (_, o), w in zip(NET_HOSTILE, NET_HOSTILE_REASONS) if o == "needs-reset"]
+    tap(r.status == POWEROFF and "net-hostile: all survived" in r.lines
+        and len(reasons) == len(resets) and all(w in l for w, l in zip(resets, reasons)),
+        "net_hostile.elf -vv: each malformed chain is refused for its own reason: "
+        + ", ".join(resets), r.describe())
 
 
 GROUPS = {
