@@ -594,7 +594,7 @@ static struct {
 struct tcp_addr {
 	const uint8_t *mac;
 	uint32_t ip;
-	uint16_t port;
+	uint16_t port, local_port;
 };
 
 static void tcp_send(const struct tcp_addr *to, uint32_t seq, uint32_t ack, uint8_t flags,
@@ -607,7 +607,7 @@ static void tcp_send(const struct tcp_addr *to, uint32_t seq, uint32_t ack, uint
 	size_t hl = flags & TCP_SYN ? 24 : 20;
 	uint32_t room = TCP_QLEN - tcb.qlen;
 
-	put16(t, serve_tcp);
+	put16(t, to->local_port);
 	put16(t + 2, to->port);
 	put32(t + 4, seq);
 	put32(t + 8, flags & TCP_ACK ? ack : 0);
@@ -629,7 +629,7 @@ static void tcp_send(const struct tcp_addr *to, uint32_t seq, uint32_t ack, uint
 
 static void tcb_send(uint32_t seq, uint8_t flags, const uint8_t *data, size_t len)
 {
-	struct tcp_addr to = { tcb.peer_mac, tcb.peer_ip, tcb.peer_port };
+	struct tcp_addr to = { tcb.peer_mac, tcb.peer_ip, tcb.peer_port, serve_tcp };
 
 	tcp_send(&to, seq, tcb.rcv_nxt, flags, data, len);
 }
@@ -660,7 +660,7 @@ static void tcb_fin(void)
 
 static void tcp_refuse(const uint8_t *f, const uint8_t *ip, const uint8_t *t, uint32_t seglen)
 {
-	struct tcp_addr to = { f + 6, ld_ip(ip + 12), get16(t) };
+	struct tcp_addr to = { f + 6, ld_ip(ip + 12), get16(t), get16(t + 2) };
 
 	if (t[13] & TCP_ACK)
 		tcp_send(&to, get32(t + 8), 0, TCP_RST, NULL, 0);
