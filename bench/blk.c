@@ -8,14 +8,21 @@
  * when the device asks for them, used_event set after each harvest), and an
  * "interrupt" that is an eventfd the driver thread blocks on, as an irqfd
  * would wake a vCPU. Workloads: 4 KiB random and 1 MiB sequential, read and
- * write, at queue depth 1 and 32. Each line gives MiB/s, the device's
- * throughput as a ratio of each peer's, and CPU time per request (user +
- * system of the whole process, from getrusage: the device's I/O thread and
- * io_uring's workers included).
+ * write, at queue depth 1 and 32.
  *
- * Usage: bench-blk [--seconds S] [--size MIB] [--direct] [--dir DIR]
- * The file lives in DIR (default $TMPDIR or /tmp); --direct opens it
- * O_DIRECT everywhere (the device with cache=none).
+ * Peers, each on the same file in the same run, interleaved per repetition:
+ *  - pread: pread/pwrite on the calling thread, one request at a time;
+ *  - io_uring: raw io_uring at the workload's depth, on the calling thread;
+ *  - xthread: pread/pwrite served by a second thread that an eventfd wakes,
+ *    with the completion signalled back through another eventfd: the two
+ *    thread crossings every device model pays (guest -> I/O thread -> guest)
+ *    and nothing else, so the reader sees how much of the gap is inherent;
+ *  - device: the device model (its own I/O thread, io_uring or with
+ *    --engine threads the thread pool).
+ * Each line gives medians over the repetitions: MiB/s, the device's ratio to
+ * each peer (the median of the per-repetition ratios, with their min-max),
+ * and CPU time per request (user + system of the whole process, from
+ * getrusage: the I/O thread and io_uring's workers included).
  */
 #include <endian.h>
 #include <errno.h>
@@ -77,7 +84,9 @@ struct result {
 
 static double opt_seconds = 1.0;
 static uint64_t opt_size = 256 * MIB;
-static bool opt_direct;
+static bool opt_direct, opt_threads;
+static unsigned int opt_reps = 1;
+static const char *opt_only;
 static char *path;
 
 static double now_s(void)
@@ -227,6 +236,105 @@ static struct result run_uring(const struct workload *w, uint8_t *bufs)
 	io_uring_queue_exit(&ring);
 	close(fd);
 	return (struct result){ (double)n * w->bs / MIB / t, (cpu_s() - c0) / (double)n * 1e6 };
+}
+
+/* ---- peer 3: pread/pwrite on a second thread, two eventfd crossings per batch ---- */
+
+struct xthread {
+	const struct workload *w;
+	int fd, kick_fd, irq_fd;
+	uint8_t *bufs;
+	uint64_t offs[MAX_QD];
+	unsigned int posted, done;	/* posted: the submitter's; done: the worker's (atomic) */
+	bool stop;
+};
+
+static void *xthread_worker(void *arg)
+{
+	struct xthread *x = arg;
+	uint64_t v, one = 1;
+
+	for (;;) {
+		unsigned int posted;
+
+		if (read(x->kick_fd, &v, sizeof(v)) < 0) {
+			perror("xthread kick");
+			exit(1);
+		}
+		if (__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE))
+			return NULL;
+		posted = __atomic_load_n(&x->posted, __ATOMIC_ACQUIRE);
+		for (unsigned int i = x->done; i != posted; i++) {
+			unsigned int k = i % MAX_QD;
+			uint8_t *b = x->bufs + (uint64_t)k * MIB;
+			ssize_t n = x->w->write ? pwrite(x->fd, b, x->w->bs, (off_t)x->offs[k])
+						: pread(x->fd, b, x->w->bs, (off_t)x->offs[k]);
+
+			if (n != (ssize_t)x->w->bs) {
+				perror("xthread pread/pwrite");
+				exit(1);
+			}
+			__atomic_store_n(&x->done, i + 1, __ATOMIC_RELEASE);
+		}
+		if (write(x->irq_fd, &one, sizeof(one)) < 0) {
+			perror("xthread irq");
+			exit(1);
+		}
+	}
+}
+
+static struct result run_xthread(const struct workload *w, uint8_t *bufs)
+{
+	struct xthread x = { .w = w, .fd = open_file(w->write), .bufs = bufs,
+			     .kick_fd = eventfd(0, EFD_CLOEXEC), .irq_fd = eventfd(0, EFD_CLOEXEC) };
+	struct offsets o;
+	pthread_t t;
+	uint64_t n = 0, one = 1, v;
+	unsigned int seen = 0;
+	double t0, c0, el;
+	bool stop = false;
+
+	if (x.kick_fd < 0 || x.irq_fd < 0 || pthread_create(&t, NULL, xthread_worker, &x)) {
+		perror("xthread");
+		exit(1);
+	}
+	offsets_init(&o, w);
+	t0 = now_s();
+	c0 = cpu_s();
+	for (;;) {
+		unsigned int done;
+
+		if (!stop && x.posted - seen < w->qd) {
+			while (x.posted - seen < w->qd)
+				x.offs[x.posted++ % MAX_QD] = offsets_next(&o);
+			__atomic_store_n(&x.posted, x.posted, __ATOMIC_RELEASE);
+			if (write(x.kick_fd, &one, sizeof(one)) < 0) {
+				perror("xthread kick");
+				exit(1);
+			}
+		}
+		if (x.posted == seen)
+			break;
+		if (read(x.irq_fd, &v, sizeof(v)) < 0) {
+			perror("xthread irq");
+			exit(1);
+		}
+		done = __atomic_load_n(&x.done, __ATOMIC_ACQUIRE);
+		n += done - seen;
+		seen = done;
+		if (!stop && now_s() - t0 >= opt_seconds)
+			stop = true;
+	}
+	el = now_s() - t0;
+	c0 = cpu_s() - c0;
+	__atomic_store_n(&x.stop, true, __ATOMIC_RELEASE);
+	if (write(x.kick_fd, &one, sizeof(one)) < 0)
+		exit(1);
+	pthread_join(t, NULL);
+	close(x.kick_fd);
+	close(x.irq_fd);
+	close(x.fd);
+	return (struct result){ (double)n * w->bs / MIB / el, c0 / (double)n * 1e6 };
 }
 
 /* ---- the device, through a synthetic driver ---- */
@@ -447,19 +555,53 @@ static void make_file(void)
 	free(buf);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median of n values (sorted in place); the mean of the middle two when n is even. */
+static double median(double *v, unsigned int n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+enum { P_PREAD, P_URING, P_XTHREAD, P_DEVICE, NR_PEERS };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bench-blk [--seconds S] [--size MIB] [--reps N] [--only NAME] [--direct]\n"
+		"                 [--engine io_uring|threads] [--dir DIR]\n"
+		"  --seconds S  per run (default 1)        --size MIB  file size (default 256)\n"
+		"  --reps N     repetitions, peers interleaved; medians and min-max reported\n"
+		"  --only NAME  workloads whose name contains NAME (e.g. 4k-rand-read, qd1)\n"
+		"  --direct     O_DIRECT everywhere (the device with cache=none)\n"
+		"  --engine     the device's backend (default io_uring)\n"
+		"  --dir DIR    where the file goes (default $TMPDIR or /tmp)\n"
+		"The device's I/O thread polls for up to BOOTVM_IO_POLL_MAX_NS (default 32000).\n");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "seconds", required_argument, NULL, 's' },
 		{ "size", required_argument, NULL, 'm' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "only", required_argument, NULL, 'o' },
 		{ "direct", no_argument, NULL, 'd' },
+		{ "engine", required_argument, NULL, 'e' },
 		{ "dir", required_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	uint8_t *bufs;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			opt_seconds = atof(optarg);
@@ -467,45 +609,87 @@ int main(int argc, char **argv)
 		case 'm':
 			opt_size = strtoull(optarg, NULL, 10) * MIB;
 			break;
+		case 'r':
+			opt_reps = (unsigned int)strtoul(optarg, NULL, 10);
+			break;
+		case 'o':
+			opt_only = optarg;
+			break;
 		case 'd':
 			opt_direct = true;
+			break;
+		case 'e':
+			if (strcmp(optarg, "io_uring") && strcmp(optarg, "threads")) {
+				usage(stderr);
+				return 2;
+			}
+			opt_threads = !strcmp(optarg, "threads");
 			break;
 		case 'D':
 			path = optarg;
 			break;
+		case 'h':
+			usage(stdout);
+			return 0;
 		default:
-			fprintf(stderr, "usage: bench-blk [--seconds S] [--size MIB] [--direct] "
-					"[--dir DIR]\n");
+			usage(stderr);
 			return 2;
 		}
 	}
-	if (opt_seconds <= 0 || opt_size < 64 * MIB) {
-		fprintf(stderr, "bench-blk: --seconds > 0 and --size >= 64 needed\n");
+	if (opt_seconds <= 0 || opt_size < 64 * MIB || opt_reps < 1 || opt_reps > 100) {
+		fprintf(stderr, "bench-blk: --seconds > 0, --size >= 64 and --reps 1..100 needed\n");
 		return 2;
 	}
 	log_set_level(LOG_WARN);
 	make_file();
 	bufs = aligned_bufs();
 
-	printf("bench-blk: %llu MiB file in %s%s, %.1f s per run\n",
+	printf("bench-blk: %llu MiB file in %s%s, device engine %s, %.1f s per run, %u "
+	       "repetitions (medians; ratios with min-max)\n",
 	       (unsigned long long)(opt_size / MIB), path, opt_direct ? " (O_DIRECT)" : "",
-	       opt_seconds);
-	printf("| workload           | pread MiB/s | io_uring MiB/s | device MiB/s | dev-threads MiB/s "
-	       "| dev/pread | dev/io_uring | CPU us/req pread / io_uring / dev / dev-threads |\n");
-	printf("|--------------------|------------:|---------------:|-------------:|------------------:"
-	       "|----------:|-------------:|-------------------------------------------------|\n");
+	       opt_threads ? "threads" : "io_uring", opt_seconds, opt_reps);
+	printf("| workload           | pread MiB/s | io_uring MiB/s | xthread MiB/s | device MiB/s "
+	       "| dev/pread         | dev/io_uring      | dev/xthread       "
+	       "| CPU us/req pread / io_uring / xthread / device |\n");
+	printf("|--------------------|------------:|---------------:|--------------:|-------------:"
+	       "|-------------------|-------------------|-------------------"
+	       "|------------------------------------------------|\n");
 	for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++) {
 		const struct workload *w = &workloads[i];
-		struct result s = run_sync(w, bufs);
-		struct result u = run_uring(w, bufs);
-		struct result dv = run_device(w, false);
-		struct result dt = run_device(w, true);
+		double mib[NR_PEERS][100], cpu[NR_PEERS][100], ratio[3][100];
+		double rlo[3], rhi[3], rmed[3], mmed[NR_PEERS], cmed[NR_PEERS];
 
-		printf("| %s | %11.0f | %14.0f | %12.0f | %17.0f | %9.2f | %12.2f | "
-		       "%6.1f / %6.1f / %6.1f / %6.1f |\n",
-		       w->name, s.mib_s, u.mib_s, dv.mib_s, dt.mib_s, dv.mib_s / s.mib_s,
-		       dv.mib_s / u.mib_s, s.cpu_us_per_req, u.cpu_us_per_req, dv.cpu_us_per_req,
-		       dt.cpu_us_per_req);
+		if (opt_only && !strstr(w->name, opt_only))
+			continue;
+		for (unsigned int r = 0; r < opt_reps; r++) {
+			struct result res[NR_PEERS];
+
+			res[P_PREAD] = run_sync(w, bufs);
+			res[P_URING] = run_uring(w, bufs);
+			res[P_XTHREAD] = run_xthread(w, bufs);
+			res[P_DEVICE] = run_device(w, opt_threads);
+			for (int p = 0; p < NR_PEERS; p++) {
+				mib[p][r] = res[p].mib_s;
+				cpu[p][r] = res[p].cpu_us_per_req;
+			}
+			for (int p = 0; p < 3; p++)
+				ratio[p][r] = res[P_DEVICE].mib_s / res[p].mib_s;
+		}
+		for (int p = 0; p < 3; p++) {
+			rmed[p] = median(ratio[p], opt_reps);	/* sorted: min first, max last */
+			rlo[p] = ratio[p][0];
+			rhi[p] = ratio[p][opt_reps - 1];
+		}
+		for (int p = 0; p < NR_PEERS; p++) {
+			mmed[p] = median(mib[p], opt_reps);
+			cmed[p] = median(cpu[p], opt_reps);
+		}
+		printf("| %s | %11.0f | %14.0f | %13.0f | %12.0f ", w->name, mmed[P_PREAD],
+		       mmed[P_URING], mmed[P_XTHREAD], mmed[P_DEVICE]);
+		for (int p = 0; p < 3; p++)
+			printf("| %4.2f (%4.2f-%4.2f) ", rmed[p], rlo[p], rhi[p]);
+		printf("| %6.1f / %6.1f / %6.1f / %6.1f |\n", cmed[P_PREAD], cmed[P_URING],
+		       cmed[P_XTHREAD], cmed[P_DEVICE]);
 		fflush(stdout);
 	}
 	unlink(path);

@@ -76,6 +76,7 @@ struct disk_pool {
 	pthread_cond_t cond;		/* to workers: work queued, or stop */
 	struct disk_slot *pending, **pending_tail;
 	struct disk_slot *done, **done_tail;
+	bool done_ready;		/* done is not empty: read without the lock */
 	bool stop;
 	unsigned int nr_threads;
 	pthread_t threads[DISK_POOL_THREADS];
@@ -627,6 +628,7 @@ static void *pool_worker(void *arg)
 		s->next = NULL;
 		*p->done_tail = s;
 		p->done_tail = &s->next;
+		__atomic_store_n(&p->done_ready, true, __ATOMIC_RELEASE);
 		queue_signal(q);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -892,18 +894,14 @@ static bool uring_retry(struct disk_queue *q, struct disk_slot *s, int res)
 	return uring_prep(q, s) == 0;
 }
 
-unsigned int disk_queue_complete(struct disk_queue *q,
-				 void (*done)(void *arg, struct disk_req *r, int64_t result),
-				 void *arg)
+/* Everything finished to done(); the eventfd is left alone. */
+static unsigned int queue_reap(struct disk_queue *q,
+			       void (*done)(void *arg, struct disk_req *r, int64_t result),
+			       void *arg)
 {
 	struct disk_slot *list, *s;
 	unsigned int n = 0;
-	uint64_t cnt;
 	bool resubmitted = false;
-
-	/* Reset the counter first: a completion after this re-arms it. */
-	if (read(q->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		log_warn("disk %s: eventfd read: %s", q->d->path, strerror(errno));
 
 	if (q->engine == ENGINE_URING) {
 		struct io_uring_cqe *cqe;
@@ -925,7 +923,7 @@ unsigned int disk_queue_complete(struct disk_queue *q,
 		}
 		if (resubmitted)
 			uring_kick(q);
-	} else {
+	} else if (__atomic_load_n(&q->pool.done_ready, __ATOMIC_ACQUIRE)) {
 		pthread_mutex_lock(&q->pool.lock);
 		if (q->pool.done) {
 			*q->local_tail = q->pool.done;
@@ -933,6 +931,7 @@ unsigned int disk_queue_complete(struct disk_queue *q,
 			q->pool.done = NULL;
 			q->pool.done_tail = &q->pool.done;
 		}
+		__atomic_store_n(&q->pool.done_ready, false, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&q->pool.lock);
 	}
 
@@ -950,4 +949,32 @@ unsigned int disk_queue_complete(struct disk_queue *q,
 		n++;
 	}
 	return n;
+}
+
+unsigned int disk_queue_complete(struct disk_queue *q,
+				 void (*done)(void *arg, struct disk_req *r, int64_t result),
+				 void *arg)
+{
+	uint64_t cnt;
+
+	/* Reset the counter first: a completion after this re-arms it. */
+	if (read(q->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		log_warn("disk %s: eventfd read: %s", q->d->path, strerror(errno));
+	return queue_reap(q, done, arg);
+}
+
+bool disk_queue_ready(struct disk_queue *q)
+{
+	if (q->local)
+		return true;
+	if (q->engine == ENGINE_URING)
+		return io_uring_cq_ready(&q->ring) > 0;
+	return __atomic_load_n(&q->pool.done_ready, __ATOMIC_ACQUIRE);
+}
+
+unsigned int disk_queue_poll(struct disk_queue *q,
+			     void (*done)(void *arg, struct disk_req *r, int64_t result),
+			     void *arg)
+{
+	return disk_queue_ready(q) ? queue_reap(q, done, arg) : 0;
 }

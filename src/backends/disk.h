@@ -94,6 +94,18 @@ unsigned int disk_queue_complete(struct disk_queue *q,
 				 void *arg);
 
 /*
+ * For a thread that polls instead of sleeping on disk_queue_fd():
+ * disk_queue_ready() says whether completions wait (no system call), and
+ * disk_queue_poll() hands them to done() like disk_queue_complete() but
+ * leaves the eventfd alone (it stays readable; the next
+ * disk_queue_complete() resets it). Returns how many completed.
+ */
+bool disk_queue_ready(struct disk_queue *q);
+unsigned int disk_queue_poll(struct disk_queue *q,
+			     void (*done)(void *arg, struct disk_req *r, int64_t result),
+			     void *arg);
+
+/*
  * Fault injection for tests: the nth (1-based) request of op from now on
  * fails with -err (err > 0), or, when err == 0, transfers only half its
  * bytes (a short read/write; DISCARD/WRITE_ZEROES do and report half the

@@ -57,6 +57,8 @@ struct blk_queue {
 	unsigned int inflight;
 	bool stalled;			/* every slot in flight: pop again on a completion */
 	bool active;
+	bool polling;			/* the loop polls us: notifications stay off */
+	bool poller;			/* registered with io_loop_add_poll */
 };
 
 struct virtio_blk {
@@ -342,14 +344,15 @@ static bool blk_handle(struct blk_queue *bq, bool *pushed, bool *submitted)
 	return true;
 }
 
-static void blk_queue_process(struct blk_queue *bq)
+/* Pop and serve what the driver has made available; true when a chain was taken. */
+static bool blk_queue_process(struct blk_queue *bq)
 {
 	struct virtq *vq;
 	unsigned int budget;
 	bool pushed = false, submitted = false;
 
 	if (!bq->active || atomic_load(&bq->blk->failed))
-		return;
+		return false;
 	vq = &bq->vqs->vq;
 	budget = vq->size;	/* then let the loop serve others */
 	for (;;) {
@@ -381,6 +384,8 @@ static void blk_queue_process(struct blk_queue *bq)
 			}
 			break;
 		}
+		if (bq->polling)
+			break;	/* the loop looks again soon; kicks stay off meanwhile */
 		virtq_set_notify(vq, true);
 		if (!virtq_pending(vq))
 			break;	/* closed the race with a buffer added before notify was on */
@@ -391,9 +396,12 @@ out:
 		/*
 		 * io_uring completes page-cache hits inside the submit: reap them now
 		 * rather than after another trip through epoll (a quarter of a 4 KiB
-		 * read's cost here).
+		 * read's cost here). Polling, the eventfd is left for later: one read
+		 * per poll instead of one per request.
 		 */
-		if (bq->blk->reap_after_submit && disk_queue_complete(bq->dq, blk_disk_done, bq))
+		if (bq->blk->reap_after_submit &&
+		    (bq->polling ? disk_queue_poll(bq->dq, blk_disk_done, bq)
+				 : disk_queue_complete(bq->dq, blk_disk_done, bq)))
 			pushed = true;
 	}
 	if (pushed)
@@ -407,6 +415,7 @@ out:
 			/* EAGAIN: already readable */
 		}
 	}
+	return submitted || pushed;
 }
 
 static void blk_on_kick(void *opaque, uint32_t events)
@@ -433,12 +442,47 @@ static void blk_on_done(void *opaque, uint32_t events)
 	}
 }
 
+/* ---- polling (io_loop_add_poll): no system call when there is nothing ---- */
+
+static bool blk_poll(void *opaque)
+{
+	struct blk_queue *bq = opaque;
+	bool work = false;
+
+	if (!bq->active || atomic_load(&bq->blk->failed))
+		return false;
+	if (disk_queue_poll(bq->dq, blk_disk_done, bq)) {
+		virtio_notify_queue(&bq->blk->vdev, bq->idx);
+		work = true;
+		bq->stalled = false;	/* slots were freed: look at the ring below */
+	}
+	/* Stalled: nothing can be taken until a completion frees a slot. */
+	if (!bq->stalled && virtq_pending(&bq->vqs->vq) && blk_queue_process(bq))
+		work = true;
+	return work;
+}
+
+static bool blk_poll_mode(void *opaque, bool polling)
+{
+	struct blk_queue *bq = opaque;
+	struct virtq *vq = &bq->vqs->vq;
+
+	bq->polling = polling;
+	if (!bq->active)
+		return false;
+	/* Polling: the driver need not kick (completions still bump the eventfd). */
+	virtq_set_notify(vq, !polling);
+	return !polling && (virtq_pending(vq) || disk_queue_ready(bq->dq));
+}
+
 /* ---- activate / reset (on the device's thread) ---- */
 
 static void blk_queue_teardown(struct blk_queue *bq)
 {
 	struct virtio_blk *b = bq->blk;
 
+	if (bq->poller)
+		io_loop_del_poll(b->loop, bq);
 	if (bq->kick_fd >= 0)
 		io_loop_del(b->loop, bq->kick_fd);
 	if (bq->done_fd >= 0)
@@ -482,6 +526,9 @@ static int blk_queue_setup(struct virtio_blk *b, unsigned int i)
 	if (io_loop_add(b->loop, disk_queue_fd(bq->dq), EPOLLIN, blk_on_done, bq) < 0)
 		goto err;
 	bq->done_fd = disk_queue_fd(bq->dq);
+	if (io_loop_add_poll(b->loop, blk_poll, blk_poll_mode, bq) < 0)
+		goto err;
+	bq->poller = true;
 	bq->active = true;
 	return 0;
 

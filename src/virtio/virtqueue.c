@@ -255,9 +255,13 @@ void virtq_set_notify(struct virtq *q, bool on)
 		return;
 
 	if (q->event_idx) {
-		/* Suppression is implicit: the driver kicks only when it passes avail_event. */
-		if (on)
-			store16((uint16_t *)&q->used->ring[q->size], q->last_avail, __ATOMIC_RELAXED);
+		/*
+		 * The driver kicks when its avail->idx passes avail_event. On: the next
+		 * buffer kicks. Off: one behind what we have taken, which the driver has
+		 * passed already, so no kick until we turn it on again.
+		 */
+		store16((uint16_t *)&q->used->ring[q->size],
+			(uint16_t)(on ? q->last_avail : q->last_avail - 1), __ATOMIC_RELAXED);
 	} else {
 		store16(&q->used->flags, on ? 0 : VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
 	}

@@ -7,12 +7,23 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/log.h"
 #include "vmm/thread.h"
 
 #define IO_LOOP_MAX_EVENTS 32
+/*
+ * Adaptive polling, as QEMU's iothread: the window starts at 0, grows from
+ * POLL_GROW_START_NS by doubling while events come sooner than the maximum
+ * after the loop went idle, and halves when they come later.
+ */
+#define IO_LOOP_POLL_MAX_NS_DEFAULT	32000ull
+#define IO_LOOP_POLL_MAX_NS_LIMIT	1000000ull	/* 1 ms: never spin longer */
+#define POLL_GROW_START_NS		4000ull
+/* Rounds that found work before the poll yields to epoll_wait(0) for other fds. */
+#define POLL_ROUNDS_PER_EPOLL		32
 
 struct io_handler {
 	int fd;
@@ -20,6 +31,14 @@ struct io_handler {
 	void *opaque;
 	bool dead;		/* deleted during the current batch: skip, free after */
 	struct io_handler *next;
+};
+
+/* A poll handler; the list is touched on the loop's thread only. */
+struct io_poller {
+	io_poll_fn poll;
+	io_poll_mode_fn mode;
+	void *opaque;
+	struct io_poller *next;
 };
 
 /* A function posted to the loop's thread; the poster waits on done. */
@@ -45,6 +64,14 @@ struct io_loop {
 	struct io_handler *handlers;
 	struct io_handler *graveyard;	/* deleted in a batch, freed after it */
 	bool in_batch;
+
+	/* Polling: the loop's thread only, except woken and poll_max_ns. */
+	struct io_poller *pollers;
+	bool polling;			/* pollers are in poll mode */
+	uint64_t poll_ns;		/* current window, 0 .. poll_max_ns */
+	uint64_t poll_max_ns;		/* 0: never poll */
+	uint64_t idle_since;		/* when the loop last found work */
+	bool woken;			/* io_loop_wake() since the poll began */
 };
 
 struct io_loop *io_loop_create(const char *name)
@@ -75,6 +102,12 @@ struct io_loop *io_loop_create(const char *name)
 	}
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cond, NULL);
+	l->poll_max_ns = IO_LOOP_POLL_MAX_NS_DEFAULT;
+	if (getenv("BOOTVM_IO_POLL_MAX_NS")) {	/* tuning and benchmarks */
+		unsigned long long ns = strtoull(getenv("BOOTVM_IO_POLL_MAX_NS"), NULL, 10);
+
+		l->poll_max_ns = ns < IO_LOOP_POLL_MAX_NS_LIMIT ? ns : IO_LOOP_POLL_MAX_NS_LIMIT;
+	}
 	return l;
 
 err_wake:
@@ -90,6 +123,7 @@ static void io_loop_wake(struct io_loop *l)
 {
 	uint64_t one = 1;
 
+	__atomic_store_n(&l->woken, true, __ATOMIC_RELEASE);	/* ends a poll early */
 	if (write(l->wake_fd, &one, sizeof(one)) < 0) {
 		/* EAGAIN: already signalled */
 	}
@@ -111,6 +145,12 @@ void io_loop_destroy(struct io_loop *l)
 	io_loop_stop(l);
 	io_free_list(l->handlers);
 	io_free_list(l->graveyard);
+	while (l->pollers) {
+		struct io_poller *p = l->pollers;
+
+		l->pollers = p->next;
+		free(p);
+	}
 	pthread_cond_destroy(&l->cond);
 	pthread_mutex_destroy(&l->lock);
 	close(l->wake_fd);
@@ -135,13 +175,113 @@ static void io_loop_run_calls_locked(struct io_loop *l)
 	}
 }
 
+static uint64_t io_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Serve what epoll_wait returned; true when a handler (not a wake-up) ran. */
+static bool io_loop_dispatch(struct io_loop *l, struct epoll_event *evs, int n)
+{
+	bool work = false;
+
+	pthread_mutex_lock(&l->lock);
+	l->in_batch = true;
+	pthread_mutex_unlock(&l->lock);
+	for (int i = 0; i < n; i++) {
+		struct io_handler *h = evs[i].data.ptr;
+
+		if (!h) {
+			uint64_t v;
+
+			if (read(l->wake_fd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: someone else's wake-up was already read */
+			}
+			continue;
+		}
+		if (!__atomic_load_n(&h->dead, __ATOMIC_ACQUIRE)) {
+			h->fn(h->opaque, evs[i].events);
+			work = true;
+		}
+	}
+	return work;
+}
+
+/* QEMU's rule: grow the window while the idle gaps fit under the maximum, shrink past it. */
+static void io_loop_poll_adjust(struct io_loop *l, uint64_t idle_ns)
+{
+	if (idle_ns <= l->poll_ns)
+		return;
+	if (idle_ns > l->poll_max_ns) {
+		l->poll_ns /= 2;
+	} else if (l->poll_ns < l->poll_max_ns) {
+		l->poll_ns = l->poll_ns ? l->poll_ns * 2 : POLL_GROW_START_NS;
+		if (l->poll_ns > l->poll_max_ns)
+			l->poll_ns = l->poll_max_ns;
+	}
+}
+
+static void io_loop_poll_begin(struct io_loop *l)
+{
+	l->polling = true;
+	for (struct io_poller *p = l->pollers; p; p = p->next)
+		p->mode(p->opaque, true);
+}
+
+/* Notifications back on; whatever slipped in meanwhile is served here. */
+static void io_loop_poll_end(struct io_loop *l)
+{
+	l->polling = false;
+	for (struct io_poller *p = l->pollers; p; p = p->next)
+		if (p->mode(p->opaque, false))
+			p->poll(p->opaque);
+}
+
+/*
+ * Spin over the pollers until none has found work for poll_ns. Returns true
+ * to stay in poll mode (work was found, or someone posted a call: the caller
+ * runs epoll_wait(0) and comes back), false once poll mode has ended.
+ */
+static bool io_loop_spin(struct io_loop *l)
+{
+	uint64_t deadline = l->idle_since + l->poll_ns;
+	unsigned int rounds = 0;
+
+	for (;;) {
+		bool work = false;
+		uint64_t t;
+
+		for (struct io_poller *p = l->pollers; p; p = p->next)
+			work |= p->poll(p->opaque);
+		t = io_now_ns();
+		if (work) {
+			l->idle_since = t;
+			deadline = t + l->poll_ns;
+			if (++rounds == POLL_ROUNDS_PER_EPOLL)
+				return true;
+		}
+		if (__atomic_exchange_n(&l->woken, false, __ATOMIC_ACQ_REL))
+			return true;
+		if (t >= deadline)
+			break;
+		__builtin_ia32_pause();
+	}
+	io_loop_poll_end(l);
+	return false;
+}
+
 static void *io_loop_thread(void *arg)
 {
 	struct io_loop *l = arg;
 	struct epoll_event evs[IO_LOOP_MAX_EVENTS];
 
 	for (;;) {
-		int n = epoll_wait(l->epfd, evs, IO_LOOP_MAX_EVENTS, -1);
+		bool can_poll = l->pollers && __atomic_load_n(&l->poll_max_ns, __ATOMIC_RELAXED);
+		int n = epoll_wait(l->epfd, evs, IO_LOOP_MAX_EVENTS, l->polling ? 0 : -1);
+		bool work;
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -149,22 +289,13 @@ static void *io_loop_thread(void *arg)
 			log_error("%s: epoll_wait: %s", l->name, strerror(errno));
 			break;
 		}
-		pthread_mutex_lock(&l->lock);
-		l->in_batch = true;
-		pthread_mutex_unlock(&l->lock);
-		for (int i = 0; i < n; i++) {
-			struct io_handler *h = evs[i].data.ptr;
+		work = io_loop_dispatch(l, evs, n);
+		if (can_poll && work && !l->polling) {
+			/* Woke from a sleep: how long was the loop idle? */
+			uint64_t t = io_now_ns();
 
-			if (!h) {
-				uint64_t v;
-
-				if (read(l->wake_fd, &v, sizeof(v)) < 0) {
-					/* EAGAIN: someone else's wake-up was already read */
-				}
-				continue;
-			}
-			if (!__atomic_load_n(&h->dead, __ATOMIC_ACQUIRE))
-				h->fn(h->opaque, evs[i].events);
+			io_loop_poll_adjust(l, t - l->idle_since);
+			l->idle_since = t;
 		}
 		pthread_mutex_lock(&l->lock);
 		l->in_batch = false;
@@ -175,7 +306,22 @@ static void *io_loop_thread(void *arg)
 		pthread_mutex_unlock(&l->lock);
 		if (stop)
 			break;
+		can_poll = l->pollers && __atomic_load_n(&l->poll_max_ns, __ATOMIC_RELAXED);
+		if (!can_poll) {
+			if (l->polling)
+				io_loop_poll_end(l);
+			continue;
+		}
+		if (!l->polling) {
+			/* Poll only right after real work, so an idle device costs nothing. */
+			if (!work || !l->poll_ns)
+				continue;
+			io_loop_poll_begin(l);
+		}
+		io_loop_spin(l);
 	}
+	if (l->polling)
+		io_loop_poll_end(l);
 	/* Nobody waits forever on a call posted as we left. */
 	pthread_mutex_lock(&l->lock);
 	io_loop_run_calls_locked(l);
@@ -307,4 +453,71 @@ int io_loop_call(struct io_loop *l, void (*fn)(void *opaque), void *opaque)
 		pthread_cond_wait(&l->cond, &l->lock);
 	pthread_mutex_unlock(&l->lock);
 	return 0;
+}
+
+struct io_poll_args {
+	struct io_loop *l;
+	struct io_poller *p;	/* add: the new one; del: NULL, opaque names it */
+	void *opaque;
+	int ret;
+};
+
+static void io_loop_add_poll_here(void *arg)
+{
+	struct io_poll_args *a = arg;
+	struct io_loop *l = a->l;
+
+	a->p->next = l->pollers;
+	l->pollers = a->p;
+	if (l->polling)
+		a->p->mode(a->p->opaque, true);
+	a->ret = 0;
+}
+
+int io_loop_add_poll(struct io_loop *l, io_poll_fn poll, io_poll_mode_fn mode, void *opaque)
+{
+	struct io_poll_args a = { l, calloc(1, sizeof(struct io_poller)), opaque, -1 };
+
+	if (!a.p) {
+		log_error("%s: out of memory", l->name);
+		return -1;
+	}
+	*a.p = (struct io_poller){ .poll = poll, .mode = mode, .opaque = opaque };
+	if (io_loop_call(l, io_loop_add_poll_here, &a) < 0) {
+		free(a.p);
+		return -1;
+	}
+	return a.ret;
+}
+
+static void io_loop_del_poll_here(void *arg)
+{
+	struct io_poll_args *a = arg;
+
+	for (struct io_poller **pp = &a->l->pollers; *pp; pp = &(*pp)->next) {
+		if ((*pp)->opaque == a->opaque) {
+			struct io_poller *p = *pp;
+
+			*pp = p->next;
+			free(p);
+			a->ret = 0;
+			return;
+		}
+	}
+}
+
+int io_loop_del_poll(struct io_loop *l, void *opaque)
+{
+	struct io_poll_args a = { l, NULL, opaque, -1 };
+
+	if (io_loop_call(l, io_loop_del_poll_here, &a) < 0)
+		return -1;
+	return a.ret;
+}
+
+void io_loop_set_poll_max_ns(struct io_loop *l, uint64_t ns)
+{
+	__atomic_store_n(&l->poll_max_ns, ns < IO_LOOP_POLL_MAX_NS_LIMIT ? ns
+									 : IO_LOOP_POLL_MAX_NS_LIMIT,
+			 __ATOMIC_RELAXED);
 }

@@ -46,3 +46,25 @@ int io_loop_call(struct io_loop *l, void (*fn)(void *opaque), void *opaque);
 
 /* True when the caller is this loop's thread. */
 bool io_loop_is_current(const struct io_loop *l);
+
+/*
+ * Adaptive polling (QEMU's iothread poll-max-ns). After serving events the
+ * loop may spin, calling each poll handler, before it sleeps in epoll_wait
+ * again: for a window that grows (doubling, up to poll_max_ns) while work
+ * keeps arriving within it and shrinks when it does not. It polls only right
+ * after real work, so an idle device costs no CPU; a call or stop ends the
+ * spin at once. The poll handler does the work it finds and returns true if
+ * there was any. mode(opaque, true) is called when the loop starts polling
+ * (the handler may turn its notifications off: the loop looks for it);
+ * mode(opaque, false) when it stops (notifications back on) and returns true
+ * if work slipped in meanwhile (the loop then calls poll once more). Both run
+ * on the loop's thread. io_loop_del_poll(opaque) drops the handler without a
+ * mode(false) call (its owner is going away). Add and del wait like
+ * io_loop_call(); -1 on no memory / not found.
+ */
+typedef bool (*io_poll_fn)(void *opaque);
+typedef bool (*io_poll_mode_fn)(void *opaque, bool polling);
+int io_loop_add_poll(struct io_loop *l, io_poll_fn poll, io_poll_mode_fn mode, void *opaque);
+int io_loop_del_poll(struct io_loop *l, void *opaque);
+/* 0 turns polling off. Default 32 us; BOOTVM_IO_POLL_MAX_NS overrides it. At most 1 ms. */
+void io_loop_set_poll_max_ns(struct io_loop *l, uint64_t ns);
