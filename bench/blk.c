@@ -156,7 +156,7 @@ static void *aligned_bufs(void)
 	return p;
 }
 
-/* ---- peer 1: pread/pwrite, one request at a time (qd is ignored) ---- */
+/* ---- peer 1: pread/pwrite, one request at a time (qd only picks the buffers) ---- */
 
 static struct result run_sync(const struct workload *w, uint8_t *buf)
 {
@@ -169,8 +169,10 @@ static struct result run_sync(const struct workload *w, uint8_t *buf)
 	do {
 		for (int i = 0; i < 16; i++, n++) {
 			uint64_t off = offsets_next(&o);
-			ssize_t k = w->write ? pwrite(fd, buf, w->bs, (off_t)off)
-					     : pread(fd, buf, w->bs, (off_t)off);
+			/* The qd buffers the others use too: the same cache footprint. */
+			uint8_t *b = buf + (n % w->qd) * MIB;
+			ssize_t k = w->write ? pwrite(fd, b, w->bs, (off_t)off)
+					     : pread(fd, b, w->bs, (off_t)off);
 
 			if (k != (ssize_t)w->bs) {
 				perror("pread/pwrite");
@@ -266,7 +268,7 @@ static void *xthread_worker(void *arg)
 		posted = __atomic_load_n(&x->posted, __ATOMIC_ACQUIRE);
 		for (unsigned int i = x->done; i != posted; i++) {
 			unsigned int k = i % MAX_QD;
-			uint8_t *b = x->bufs + (uint64_t)k * MIB;
+			uint8_t *b = x->bufs + (uint64_t)(i % x->w->qd) * MIB;
 			ssize_t n = x->w->write ? pwrite(x->fd, b, x->w->bs, (off_t)x->offs[k])
 						: pread(x->fd, b, x->w->bs, (off_t)x->offs[k]);
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,7 +268,11 @@ static bool io_loop_spin(struct io_loop *l)
 			return true;
 		if (t >= deadline)
 			break;
-		__builtin_ia32_pause();
+		/*
+		 * Not a bare pause loop: on a shared host the thread that will
+		 * give us work (a vCPU) may be waiting for this very CPU.
+		 */
+		sched_yield();
 	}
 	io_loop_poll_end(l);
 	return false;

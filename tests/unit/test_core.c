@@ -137,6 +137,114 @@ static void test_ioloop(void **state)
 	close(c.fd);
 }
 
+/* A fake queue for polling: the test posts work, the loop serves it by kick or by poll. */
+struct pollq {
+	int fd;				/* the kick */
+	unsigned int posted, served;	/* atomics */
+	bool notify_off;		/* poll mode: no kicks */
+	int kicks, polls, begins, ends;
+};
+
+static bool pollq_take(struct pollq *q)
+{
+	unsigned int p = __atomic_load_n(&q->posted, __ATOMIC_SEQ_CST);
+
+	if (p == q->served)
+		return false;
+	__atomic_store_n(&q->served, p, __ATOMIC_SEQ_CST);
+	return true;
+}
+
+static void pollq_kick(void *opaque, uint32_t events)
+{
+	struct pollq *q = opaque;
+	uint64_t v;
+
+	assert_int_equal(read(q->fd, &v, sizeof(v)), sizeof(v));
+	pollq_take(q);
+}
+
+static bool pollq_poll(void *opaque)
+{
+	struct pollq *q = opaque;
+
+	__atomic_add_fetch(&q->polls, 1, __ATOMIC_RELAXED);
+	return pollq_take(q);
+}
+
+static bool pollq_mode(void *opaque, bool polling)
+{
+	struct pollq *q = opaque;
+
+	__atomic_add_fetch(polling ? &q->begins : &q->ends, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->notify_off, polling, __ATOMIC_SEQ_CST);
+	return !polling && __atomic_load_n(&q->posted, __ATOMIC_SEQ_CST) != q->served;
+}
+
+static void pollq_post(struct pollq *q)
+{
+	__atomic_add_fetch(&q->posted, 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&q->notify_off, __ATOMIC_SEQ_CST)) {
+		q->kicks++;
+		signal_fd(q->fd, 1);
+	}
+}
+
+/* Post n, one at a time: wait until each is served, then gap_us before the next. */
+static void pollq_run(struct pollq *q, int n, unsigned int gap_us)
+{
+	for (int i = 0; i < n; i++) {
+		double deadline = helper_now_ms() + 5000;
+
+		pollq_post(q);
+		while (__atomic_load_n(&q->served, __ATOMIC_SEQ_CST) != q->posted &&
+		       helper_now_ms() < deadline)
+			;
+		assert_int_equal(__atomic_load_n(&q->served, __ATOMIC_SEQ_CST), q->posted);
+		usleep(gap_us);	/* sleeps, as a halted vCPU: a spinning loop must not starve it */
+	}
+}
+
+static void test_ioloop_poll(void **state)
+{
+	struct io_loop *l = io_loop_create("io-poll");
+	struct pollq q = { .fd = eventfd(0, EFD_NONBLOCK) };
+	int polls, kicks;
+
+	assert_non_null(l);
+	io_loop_set_poll_max_ns(l, 1000000);	/* wide: the machine may be loaded */
+	assert_int_equal(io_loop_add(l, q.fd, EPOLLIN, pollq_kick, &q), 0);
+	assert_int_equal(io_loop_add_poll(l, pollq_poll, pollq_mode, &q), 0);
+	assert_int_equal(io_loop_start(l), 0);
+
+	/* Work every 5 us: the window grows, the loop polls and kicks stop. */
+	pollq_run(&q, 1000, 5);
+	assert_true(q.begins > 0);
+	assert_true(q.kicks < 1000);
+
+	/* Idle: polling ends within the window and then costs nothing. */
+	usleep(50000);
+	assert_false(__atomic_load_n(&q.notify_off, __ATOMIC_SEQ_CST));
+	assert_int_equal(__atomic_load_n(&q.begins, __ATOMIC_RELAXED),
+			 __atomic_load_n(&q.ends, __ATOMIC_RELAXED));
+	polls = __atomic_load_n(&q.polls, __ATOMIC_RELAXED);
+	usleep(50000);
+	assert_int_equal(__atomic_load_n(&q.polls, __ATOMIC_RELAXED), polls);
+
+	/* Polling off: every post is a kick and nothing polls. */
+	io_loop_set_poll_max_ns(l, 0);
+	kicks = q.kicks;
+	polls = __atomic_load_n(&q.polls, __ATOMIC_RELAXED);
+	pollq_run(&q, 100, 5);
+	assert_int_equal(q.kicks - kicks, 100);
+	assert_int_equal(__atomic_load_n(&q.polls, __ATOMIC_RELAXED), polls);
+
+	assert_int_equal(io_loop_del_poll(l, &q), 0);
+	assert_int_equal(io_loop_del_poll(l, &q), -1);
+	io_loop_destroy(l);
+	close(q.fd);
+}
+
 static char trace[64];
 
 static void trace_add(char c)
@@ -324,6 +432,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ioloop),
+		cmocka_unit_test(test_ioloop_poll),
 		cmocka_unit_test(test_device_list),
 		cmocka_unit_test(test_thread_roles),
 		cmocka_unit_test(test_irq_router),
