@@ -18,8 +18,11 @@
  *    thread crossings every device model pays (guest -> I/O thread -> guest)
  *    and nothing else, so the reader sees how much of the gap is inherent;
  *  - device: the device model (its own I/O thread, io_uring or with
- *    --engine threads the thread pool).
- * Each line gives medians over the repetitions: MiB/s, the device's ratio to
+ *    --engine threads the thread pool), its I/O thread polling up to
+ *    BOOTVM_IO_POLL_MAX_NS (default 32 us) before it sleeps;
+ *  - nopoll: the same with polling off, for what polling buys.
+ * --guest-poll-us makes the device's driver spin before it sleeps, as a
+ * halt-polling guest does. Each line gives medians over the repetitions: MiB/s, the device's ratio to
  * each peer (the median of the per-repetition ratios, with their min-max),
  * and CPU time per request (user + system of the whole process, from
  * getrusage: the I/O thread and io_uring's workers included).
@@ -33,6 +36,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,6 +90,7 @@ static double opt_seconds = 1.0;
 static uint64_t opt_size = 256 * MIB;
 static bool opt_direct, opt_threads;
 static unsigned int opt_reps = 1;
+static double opt_guest_poll_us;
 static const char *opt_only;
 static char *path;
 
@@ -492,6 +497,14 @@ static struct result run_device(const struct workload *w, bool threads)
 		/* Interrupts on: tell the device where the next one is wanted, then sleep. */
 		__atomic_store_n(&d.avail->ring[QSIZE], htole16(d.used_seen), __ATOMIC_RELEASE);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if (opt_guest_poll_us > 0) {
+			/* A halt-polling guest (cpuidle-haltpoll, KVM halt_poll_ns): spin first. */
+			double until = now_s() + opt_guest_poll_us / 1e6;
+
+			while (le16toh(__atomic_load_n(&d.used->idx, __ATOMIC_ACQUIRE)) ==
+				       d.used_seen && now_s() < until)
+				sched_yield();
+		}
 		if (le16toh(__atomic_load_n(&d.used->idx, __ATOMIC_ACQUIRE)) == d.used_seen &&
 		    read(d.irq_fd, &v, sizeof(v)) < 0) {
 			perror("irq eventfd");
@@ -571,20 +584,23 @@ static double median(double *v, unsigned int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-enum { P_PREAD, P_URING, P_XTHREAD, P_DEVICE, NR_PEERS };
+enum { P_PREAD, P_URING, P_XTHREAD, P_DEVICE, P_NOPOLL, NR_PEERS };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bench-blk [--seconds S] [--size MIB] [--reps N] [--only NAME] [--direct]\n"
-		"                 [--engine io_uring|threads] [--dir DIR]\n"
+		"                 [--engine io_uring|threads] [--guest-poll-us US] [--dir DIR]\n"
 		"  --seconds S  per run (default 1)        --size MIB  file size (default 256)\n"
 		"  --reps N     repetitions, peers interleaved; medians and min-max reported\n"
 		"  --only NAME  workloads whose name contains NAME (e.g. 4k-rand-read, qd1)\n"
 		"  --direct     O_DIRECT everywhere (the device with cache=none)\n"
 		"  --engine     the device's backend (default io_uring)\n"
 		"  --dir DIR    where the file goes (default $TMPDIR or /tmp)\n"
-		"The device's I/O thread polls for up to BOOTVM_IO_POLL_MAX_NS (default 32000).\n");
+		"  --guest-poll-us US  the device's driver spins up to US before it sleeps on\n"
+		"               the interrupt, as a halt-polling guest (default 0: it sleeps)\n"
+		"The device's I/O thread polls for up to BOOTVM_IO_POLL_MAX_NS (default 32000);\n"
+		"the nopoll column runs it with 0.\n");
 }
 
 int main(int argc, char **argv)
@@ -597,9 +613,12 @@ int main(int argc, char **argv)
 		{ "direct", no_argument, NULL, 'd' },
 		{ "engine", required_argument, NULL, 'e' },
 		{ "dir", required_argument, NULL, 'D' },
+		{ "guest-poll-us", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	const char *poll_max = getenv("BOOTVM_IO_POLL_MAX_NS") ? getenv("BOOTVM_IO_POLL_MAX_NS")
+							       : "32000";
 	uint8_t *bufs;
 	int c;
 
@@ -630,6 +649,9 @@ int main(int argc, char **argv)
 		case 'D':
 			path = optarg;
 			break;
+		case 'g':
+			opt_guest_poll_us = atof(optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -646,16 +668,18 @@ int main(int argc, char **argv)
 	make_file();
 	bufs = aligned_bufs();
 
-	printf("bench-blk: %llu MiB file in %s%s, device engine %s, %.1f s per run, %u "
-	       "repetitions (medians; ratios with min-max)\n",
+	printf("bench-blk: %llu MiB file in %s%s, device engine %s, I/O thread poll up to %s ns "
+	       "(nopoll: 0), guest poll %.0f us, %.1f s per run, %u repetitions (medians; ratios "
+	       "with min-max)\n",
 	       (unsigned long long)(opt_size / MIB), path, opt_direct ? " (O_DIRECT)" : "",
-	       opt_threads ? "threads" : "io_uring", opt_seconds, opt_reps);
+	       opt_threads ? "threads" : "io_uring", poll_max, opt_guest_poll_us, opt_seconds,
+	       opt_reps);
 	printf("| workload           | pread MiB/s | io_uring MiB/s | xthread MiB/s | device MiB/s "
-	       "| dev/pread         | dev/io_uring      | dev/xthread       "
-	       "| CPU us/req pread / io_uring / xthread / device |\n");
+	       "| nopoll MiB/s | dev/pread        | dev/io_uring     | dev/xthread      "
+	       "| CPU us/req pread / io_uring / xthread / device / nopoll |\n");
 	printf("|--------------------|------------:|---------------:|--------------:|-------------:"
-	       "|-------------------|-------------------|-------------------"
-	       "|------------------------------------------------|\n");
+	       "|-------------:|------------------|------------------|------------------"
+	       "|---------------------------------------------------------|\n");
 	for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++) {
 		const struct workload *w = &workloads[i];
 		double mib[NR_PEERS][100], cpu[NR_PEERS][100], ratio[3][100];
@@ -669,7 +693,10 @@ int main(int argc, char **argv)
 			res[P_PREAD] = run_sync(w, bufs);
 			res[P_URING] = run_uring(w, bufs);
 			res[P_XTHREAD] = run_xthread(w, bufs);
+			setenv("BOOTVM_IO_POLL_MAX_NS", poll_max, 1);
 			res[P_DEVICE] = run_device(w, opt_threads);
+			setenv("BOOTVM_IO_POLL_MAX_NS", "0", 1);
+			res[P_NOPOLL] = run_device(w, opt_threads);
 			for (int p = 0; p < NR_PEERS; p++) {
 				mib[p][r] = res[p].mib_s;
 				cpu[p][r] = res[p].cpu_us_per_req;
@@ -686,12 +713,12 @@ int main(int argc, char **argv)
 			mmed[p] = median(mib[p], opt_reps);
 			cmed[p] = median(cpu[p], opt_reps);
 		}
-		printf("| %s | %11.0f | %14.0f | %13.0f | %12.0f ", w->name, mmed[P_PREAD],
-		       mmed[P_URING], mmed[P_XTHREAD], mmed[P_DEVICE]);
+		printf("| %s | %11.0f | %14.0f | %13.0f | %12.0f | %12.0f ", w->name, mmed[P_PREAD],
+		       mmed[P_URING], mmed[P_XTHREAD], mmed[P_DEVICE], mmed[P_NOPOLL]);
 		for (int p = 0; p < 3; p++)
 			printf("| %4.2f (%4.2f-%4.2f) ", rmed[p], rlo[p], rhi[p]);
-		printf("| %6.1f / %6.1f / %6.1f / %6.1f |\n", cmed[P_PREAD], cmed[P_URING],
-		       cmed[P_XTHREAD], cmed[P_DEVICE]);
+		printf("| %6.1f / %6.1f / %6.1f / %6.1f / %6.1f |\n", cmed[P_PREAD], cmed[P_URING],
+		       cmed[P_XTHREAD], cmed[P_DEVICE], cmed[P_NOPOLL]);
 		fflush(stdout);
 	}
 	unlink(path);

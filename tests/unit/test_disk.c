@@ -443,6 +443,70 @@ static void test_depth_threads(void **state)
 	depth_engine(*state, true);
 }
 
+/* Polling: ready() and poll() reap without the eventfd, which stays readable for later. */
+static void poll_engine(struct fixture *f, bool threads)
+{
+	struct disk *d = open_img(f->img, true, threads, false);
+	struct disk_queue *q = disk_queue_create(d, 4);
+	uint8_t buf[3][512];
+	struct iovec iov[3];
+	struct disk_req r[3];
+	struct done_rec done = { 0 };
+	struct pollfd p;
+	double start;
+
+	assert_non_null(q);
+	assert_false(disk_queue_ready(q));
+	assert_int_equal(disk_queue_poll(q, on_done, &done), 0);
+	for (int i = 0; i < 3; i++) {
+		iov[i] = (struct iovec){ buf[i], 512 };
+		r[i] = (struct disk_req){ .op = DISK_OP_READ, .offset = (uint64_t)i * 8192,
+					  .iov = &iov[i], .iovcnt = 1 };
+	}
+	/* r[2] is out of range: it completes locally, and polling finds it too. */
+	r[2].offset = IMG_SIZE;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(disk_queue_submit(q, &r[i]), 0);
+	disk_queue_kick(q);
+	start = helper_now_ms();
+	while (done.n < 3) {
+		assert_true(helper_now_ms() - start < 10000);
+		if (disk_queue_ready(q))
+			disk_queue_poll(q, on_done, &done);
+		else
+			usleep(100);
+	}
+	assert_false(disk_queue_ready(q));
+	for (unsigned int i = 0; i < 3; i++) {
+		struct disk_req *x = done.reqs[i];
+
+		if (x == &r[2]) {
+			assert_int_equal(done.results[i], -EINVAL);
+		} else {
+			assert_int_equal(done.results[i], 512);
+			assert_int_equal(((uint8_t *)x->iov[0].iov_base)[0], pattern(x->offset));
+		}
+	}
+	/* The eventfd was left alone; complete() resets it and finds nothing more. */
+	p = (struct pollfd){ .fd = disk_queue_fd(q), .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 1000), 1);	/* the kernel signals just after the CQE */
+	assert_int_equal(disk_queue_complete(q, on_done, &done), 0);
+	assert_int_equal(poll(&p, 1, 0), 0);
+	assert_int_equal(done.n, 3);
+	disk_queue_destroy(q);
+	disk_close(d);
+}
+
+static void test_poll_uring(void **state)
+{
+	poll_engine(*state, false);
+}
+
+static void test_poll_threads(void **state)
+{
+	poll_engine(*state, true);
+}
+
 /* A read-only disk refuses writes even if the caller forgets to check. */
 static void test_readonly_refuses_writes(void **state)
 {
@@ -581,6 +645,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_io_uring, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_depth_uring, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poll_uring, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poll_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_depth_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_refuses_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_off, setup, teardown),
