@@ -214,14 +214,18 @@ static bool io_loop_dispatch(struct io_loop *l, struct epoll_event *evs, int n)
 /* QEMU's rule: grow the window while the idle gaps fit under the maximum, shrink past it. */
 static void io_loop_poll_adjust(struct io_loop *l, uint64_t idle_ns)
 {
+	uint64_t max = __atomic_load_n(&l->poll_max_ns, __ATOMIC_RELAXED);
+
+	if (l->poll_ns > max)	/* lowered meanwhile */
+		l->poll_ns = max;
 	if (idle_ns <= l->poll_ns)
 		return;
-	if (idle_ns > l->poll_max_ns) {
+	if (idle_ns > max) {
 		l->poll_ns /= 2;
-	} else if (l->poll_ns < l->poll_max_ns) {
+	} else if (l->poll_ns < max) {
 		l->poll_ns = l->poll_ns ? l->poll_ns * 2 : POLL_GROW_START_NS;
-		if (l->poll_ns > l->poll_max_ns)
-			l->poll_ns = l->poll_max_ns;
+		if (l->poll_ns > max)
+			l->poll_ns = max;
 	}
 }
 
