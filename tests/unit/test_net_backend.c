@@ -392,7 +392,7 @@ static int tap_child(void)
 	struct iovec iov = { frame, 12 + 60 };
 	if (nb->ops->send(nb, &iov, 1) != 0 || nb->tx_dropped)
 		return 17;
-	double start = helper_now_ms();
+	double start = helper_now_ms(), sent = start;
 	for (;;) {
 		ssize_t n = nb->ops->recv(nb, got, sizeof(got));
 
@@ -404,6 +404,12 @@ static int tap_child(void)
 			break;	/* the ARP reply, to us, from 10.77.0.1 */
 		if (helper_now_ms() - start > 5000)
 			return 19;
+		/* The first reply can be lost while the link settles: ask again. */
+		if (helper_now_ms() - sent > 500) {
+			if (nb->ops->send(nb, &iov, 1) != 0)
+				return 17;
+			sent = helper_now_ms();
+		}
 		if (n == 0) {
 			struct pollfd p = { .fd = nb->fd, .events = POLLIN };
 			poll(&p, 1, 100);
