@@ -35,7 +35,23 @@ struct net_backend_ops {
 	/* One frame into buf: its length, 0 when none is waiting, -errno on a dead backend. */
 	ssize_t (*recv)(struct net_backend *nb, void *buf, size_t len);
 	void (*destroy)(struct net_backend *nb);
+	/*
+	 * Optional: write out what earlier sends left buffered (a stream's
+	 * partly written frame). 0 when nothing is left, -EAGAIN when some is
+	 * (watch EPOLLOUT and call again).
+	 */
+	int (*flush)(struct net_backend *nb);
+	/*
+	 * Optional (offloads only): what frames from the host may leave to the
+	 * guest, NET_OFFLOAD_* bits (what the guest negotiated); the host
+	 * finishes the rest before handing frames over. 0 or -1 (logged).
+	 */
+	int (*set_rx_offloads)(struct net_backend *nb, unsigned int offloads);
 };
+
+#define NET_OFFLOAD_CSUM	(1u << 0)	/* partial checksums (NEEDS_CSUM) */
+#define NET_OFFLOAD_TSO4	(1u << 1)
+#define NET_OFFLOAD_TSO6	(1u << 2)
 
 struct net_backend {
 	const struct net_backend_ops *ops;
@@ -52,6 +68,11 @@ struct net_backend *net_tap_open(const char *ifname);
 
 /* Frames over fd, a connected stream socket (we own it from here). NULL (logged) on error. */
 struct net_backend *net_stream_open(int fd, const char *name);
+
+static inline int net_backend_flush(struct net_backend *nb)
+{
+	return nb->ops->flush ? nb->ops->flush(nb) : 0;
+}
 
 static inline void net_backend_destroy(struct net_backend *nb)
 {

@@ -30,6 +30,12 @@ static const char run_help[] =
 "                           discard=on, queues=N (default: one per vCPU, max 16).\n"
 "                           A read-write image is locked against other users.\n"
 "      --rng                a virtio-rng device (the guest's /dev/hwrng) fed by getrandom\n"
+"  -n, --net user[,OPT...]  a virtio-net interface on user-mode networking (no root):\n"
+"                           DHCP gives the guest 10.0.2.15, gateway 10.0.2.2, DNS\n"
+"                           10.0.2.3. OPT: hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-\n"
+"                           [GUESTADDR]:GUESTPORT (repeatable; HOSTADDR defaults to\n"
+"                           127.0.0.1), restrict=on, mac=52:54:00:xx:xx:xx, id=ID\n"
+"      --net tap=NAME[,mac=...,id=...]  an existing TAP device instead\n"
 "      --console TARGET     stdio (default), file:PATH (output only), or none\n"
 "      --no-host-decompress boot a compressed bzImage through its own in-guest\n"
 "                           decompressor instead of decompressing it here\n"
@@ -66,6 +72,7 @@ static const struct option run_options[] = {
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "disk", required_argument, NULL, 'd' },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "net", required_argument, NULL, 'n' },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "no-host-decompress", no_argument, NULL, OPT_NO_HOST_DECOMPRESS },
 	{ "stats", no_argument, NULL, OPT_STATS },
@@ -132,7 +139,7 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
 
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":k:i:a:m:c:d:vh", run_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":k:i:a:m:c:d:n:vh", run_options, NULL)) != -1) {
 		switch (opt) {
 		case 'k':
 			if (vm_config_set(cfg, &cfg->kernel_path, optarg) < 0)
@@ -156,6 +163,10 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
 			break;
 		case 'd':
 			if (vm_config_add_disk(cfg, optarg) < 0)
+				return CLI_USAGE;
+			break;
+		case 'n':
+			if (vm_config_add_net(cfg, optarg) < 0)
 				return CLI_USAGE;
 			break;
 		case OPT_RNG: cfg->rng = true; break;

@@ -228,6 +228,29 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 		q->signalled_used_valid = false;
 }
 
+void virtq_fill(struct virtq *q, unsigned int i, uint16_t head, uint32_t written)
+{
+	if (!q->enabled || q->broken)
+		return;
+
+	struct vring_used_elem *e = &q->used->ring[(uint16_t)(q->used_idx + i) & (q->size - 1)];
+	__atomic_store_n(&e->id, htole32(head), __ATOMIC_RELAXED);
+	__atomic_store_n(&e->len, htole32(written), __ATOMIC_RELAXED);
+}
+
+void virtq_flush(struct virtq *q, unsigned int n)
+{
+	if (!q->enabled || q->broken || n == 0)
+		return;
+
+	uint16_t old = q->used_idx;
+	q->used_idx = (uint16_t)(old + n);
+	store16(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+	/* Passed signalled_used without an interrupt: it no longer means anything. */
+	if ((uint16_t)(q->signalled_used - old - 1) < n)
+		q->signalled_used_valid = false;
+}
+
 bool virtq_should_notify(struct virtq *q)
 {
 	if (!q->enabled || q->broken)

@@ -94,6 +94,13 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c);
 
 /* Return a chain to the driver with written bytes in its writable buffers. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written);
+/*
+ * The same for several chains the driver must see together (virtio-net's
+ * merged receive buffers): fill used entries 0 .. n-1 past the last pushed
+ * (not yet visible), then publish n of them at once.
+ */
+void virtq_fill(struct virtq *q, unsigned int i, uint16_t head, uint32_t written);
+void virtq_flush(struct virtq *q, unsigned int n);
 
 /*
  * After one or more pushes: does the driver want an interrupt?

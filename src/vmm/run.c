@@ -13,6 +13,7 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/machine.h"
 #include "backends/console.h"
+#include "virtio/net.h"
 #include "util/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -145,15 +146,22 @@ static void run_print_stats(struct vmm *ctx, enum vm_stop_reason reason,
 	if (f)
 		fclose(f);
 	long guest_kib = (long)(guest_mem_resident(&ctx->vm.mem) >> 10);
+	struct virtio_net_stats net = { 0 };
+
+	if (ctx->machine_built)
+		machine_net_stats(&ctx->machine, &net);
 
 	fprintf(stderr,
 		"bootvm: stats: exit=%d (%s) setup_ms=%.3f total_ms=%.3f rss_kib=%ld "
 		"guest_touched_kib=%ld overhead_kib=%ld console_dropped=%llu "
-		"unhandled_pio=%llu unhandled_mmio=%llu\n",
+		"unhandled_pio=%llu unhandled_mmio=%llu net_rx_frames=%llu net_tx_frames=%llu "
+		"net_rx_dropped=%llu net_tx_dropped=%llu\n",
 		reason, vm_stop_reason_name(reason), boot_ms, total_ms, rss_kib, guest_kib,
 		rss_kib - guest_kib,
 		(unsigned long long)(ctx->console ? console_dropped(ctx->console) : 0),
-		(unsigned long long)ctx->vm.pio.unhandled, (unsigned long long)ctx->vm.mmio.unhandled);
+		(unsigned long long)ctx->vm.pio.unhandled, (unsigned long long)ctx->vm.mmio.unhandled,
+		(unsigned long long)net.rx_frames, (unsigned long long)net.tx_frames,
+		(unsigned long long)net.rx_dropped, (unsigned long long)net.tx_dropped);
 }
 
 struct vmm *vmm_build(const struct vm_config *cfg)

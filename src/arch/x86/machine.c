@@ -13,7 +13,10 @@
 #include "devices/serial.h"
 #include "pci/pci.h"
 #include "util/log.h"
+#include "backends/net.h"
+#include "backends/net_user.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 #include "virtio/pci.h"
 #include "virtio/rng.h"
 #include "virtio/virtio.h"
@@ -70,6 +73,7 @@ static int machine_add_legacy(struct machine *m)
 
 /* PCI class codes (base << 16 | sub-class << 8 | prog-if). */
 #define PCI_CLASS_STORAGE_OTHER	0x018000
+#define PCI_CLASS_NETWORK_ETHERNET	0x020000
 #define PCI_CLASS_OTHERS	0xff0000
 
 #define GIB (1ULL << 30)
@@ -203,6 +207,48 @@ static int machine_add_rng(struct machine *m)
 				  PCI_CLASS_OTHERS);
 }
 
+static int machine_add_net(struct machine *m, const struct vm_net_config *nc)
+{
+	struct net_backend *nb;
+	struct virtio_net *n;
+	char name[32];
+
+	if (m->nr_net >= VM_MAX_NETS) {
+		log_error("--net: more than %d interfaces", VM_MAX_NETS);
+		return -1;
+	}
+	nb = nc->kind == VM_NET_TAP ? net_tap_open(nc->tap_name) : net_user_start(nc);
+	if (!nb)
+		return -1;
+	snprintf(name, sizeof(name), "virtio-net%u", m->nr_net);
+	n = virtio_net_create(m->env.mem, nb, nc->mac, name);	/* owns nb, also on failure */
+	if (!n)
+		return -1;
+	if (machine_add_virtio(m, &virtio_net_device_ops, n, virtio_net_vdev(n),
+			       PCI_CLASS_NETWORK_ETHERNET) < 0)
+		return -1;
+	m->nets[m->nr_net++] = n;
+	return 0;
+}
+
+void machine_net_stats(struct machine *m, struct virtio_net_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned int i = 0; i < m->nr_net; i++) {
+		struct virtio_net_stats s;
+
+		virtio_net_get_stats(m->nets[i], &s);
+		sum->rx_frames += s.rx_frames;
+		sum->rx_bytes += s.rx_bytes;
+		sum->tx_frames += s.tx_frames;
+		sum->tx_bytes += s.tx_bytes;
+		sum->rx_dropped += s.rx_dropped;
+		sum->tx_dropped += s.tx_dropped;
+		sum->rx_no_buffers += s.rx_no_buffers;
+		sum->tx_blocked += s.tx_blocked;
+	}
+}
+
 int machine_build(struct machine *m, const struct machine_env *env, const struct vm_config *cfg)
 {
 	memset(m, 0, sizeof(*m));
@@ -217,6 +263,9 @@ int machine_build(struct machine *m, const struct machine_env *env, const struct
 			goto err;
 	if (cfg->rng && machine_add_rng(m) < 0)
 		goto err;
+	for (unsigned int i = 0; i < cfg->nr_nets; i++)
+		if (machine_add_net(m, &cfg->nets[i]) < 0)
+			goto err;
 	if (m->dsdt.overflow) {
 		log_error("ACPI: the devices' AML is malformed or too large");
 		goto err;
@@ -256,4 +305,5 @@ void machine_destroy(struct machine *m)
 	aml_fini(&m->dsdt);
 	m->serial = NULL;
 	m->pci = NULL;
+	m->nr_net = 0;
 }

@@ -19,6 +19,8 @@
 struct console;
 struct pci_host;
 struct serial;
+struct virtio_net;
+struct virtio_net_stats;
 
 /* What the VMM hands the board: the VM's handles, nothing of the VMM itself. */
 struct machine_env {
@@ -38,6 +40,8 @@ struct machine {
 	struct serial *serial;
 	struct pci_host *pci;
 	unsigned int nr_blk;		/* virtio-blk devices so far: their names */
+	struct virtio_net *nets[VM_MAX_NETS];	/* listed in devices; for the counters */
+	unsigned int nr_net;
 };
 
 /* Create and wire every device cfg asks for. On failure, logs and cleans up. */
@@ -45,6 +49,9 @@ int machine_build(struct machine *m, const struct machine_env *env, const struct
 
 /* Write the ACPI tables into guest RAM; *rsdp is where the RSDP is. */
 int machine_install_acpi(struct machine *m, unsigned int nr_cpus, uint64_t *rsdp);
+
+/* The network interfaces' counters summed (all zero without any); valid until destroy. */
+void machine_net_stats(struct machine *m, struct virtio_net_stats *sum);
 
 /* Reset every device (a guest reboot, were it supported). */
 void machine_reset(struct machine *m);
