@@ -35,6 +35,7 @@
 #define WAIT_MS		5000
 
 static const uint8_t guest_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+static uint8_t gateway_mac[6];	/* where the DHCP offer came from */
 
 struct fixture {
 	struct helper_log log;
@@ -235,8 +236,11 @@ static const uint8_t *dhcp_option(const uint8_t *b, size_t len, uint8_t code, ui
 	return NULL;
 }
 
-/* Send DISCOVER, expect an OFFER of 10.0.2.15 with gateway 10.0.2.2 and DNS 10.0.2.3. */
-static void check_dhcp(struct net_backend *nb)
+/*
+ * Send DISCOVER, expect an OFFER of 10.0.2.15 with gateway 10.0.2.2 and DNS
+ * 10.0.2.3; restricted, libslirp offers neither (there is nowhere to route to).
+ */
+static void check_dhcp_offer(struct net_backend *nb, bool restricted)
 {
 	static uint8_t buf[NET_FRAME_MAX];
 	const uint8_t *o;
@@ -250,17 +254,28 @@ static void check_dhcp(struct net_backend *nb)
 	const uint8_t *b = buf + 34 + 8;
 	size_t blen = n - 34 - 8;
 
+	memcpy(gateway_mac, buf + 6, 6);
 	assert_int_equal(b[0], 2);			/* BOOTREPLY */
 	assert_int_equal(get32(b + 4), 0x12345678);	/* our xid */
 	assert_int_equal(get32(b + 16), GUEST_IP);	/* yiaddr */
 	assert_non_null(o = dhcp_option(b, blen, 53, &olen));
 	assert_int_equal(o[0], 2);			/* OFFER */
+	if (restricted) {
+		assert_null(dhcp_option(b, blen, 3, &olen));
+		assert_null(dhcp_option(b, blen, 6, &olen));
+		return;
+	}
 	assert_non_null(o = dhcp_option(b, blen, 3, &olen));
 	assert_true(olen >= 4);
 	assert_int_equal(get32(o), GATEWAY_IP);
 	assert_non_null(o = dhcp_option(b, blen, 6, &olen));
 	assert_true(olen >= 4);
 	assert_int_equal(get32(o), DNS_IP);
+}
+
+static void check_dhcp(struct net_backend *nb)
+{
+	check_dhcp_offer(nb, false);
 }
 
 /* A host port nobody listens on now. */
@@ -515,6 +530,51 @@ static void test_oversized_frames(void **state)
 }
 
 /*
+ * The guest reaches the host's 127.0.0.1 through 10.0.2.2; with restrict=on
+ * it reaches nothing (forwards into the guest still work: the other tests).
+ */
+static void guest_to_host_udp(bool restricted)
+{
+	struct vm_net_config cfg = { .kind = VM_NET_USER, .restrict_net = restricted };
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	struct net_backend *nb = net_user_start(&cfg);
+	uint8_t fr[34 + 8 + 2], got[16];
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+
+	assert_non_null(nb);
+	assert_true(s >= 0);
+	assert_int_equal(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&sin, &sl), 0);
+	check_dhcp_offer(nb, restricted);
+
+	put_eth_ip(fr, gateway_mac, 17, GUEST_IP, GATEWAY_IP, 8 + 2);
+	put16(fr + 34, 5000);
+	put16(fr + 36, ntohs(sin.sin_port));
+	put16(fr + 38, 8 + 2);
+	put16(fr + 40, 0);	/* no checksum */
+	memcpy(fr + 42, "hi", 2);
+	stream_send_frame(nb, fr, sizeof(fr));
+
+	struct pollfd pfd = { .fd = s, .events = POLLIN };
+	if (restricted) {
+		assert_int_equal(poll(&pfd, 1, 500), 0);
+	} else {
+		assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
+		assert_int_equal(recv(s, got, sizeof(got), 0), 2);
+		assert_memory_equal(got, "hi", 2);
+	}
+	close(s);
+	net_backend_destroy(nb);
+}
+
+static void test_guest_to_host(void **state)
+{
+	guest_to_host_udp(false);
+	guest_to_host_udp(true);
+}
+
+/*
  * A host flooding a forwarded UDP port while bootvm reads nothing: the
  * helper drops what does not fit (bounded), and what arrives is whole frames.
  */
@@ -582,6 +642,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_helper_dies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostfwd_udp_flood, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_to_host, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
