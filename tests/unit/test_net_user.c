@@ -486,6 +486,39 @@ static void test_helper_dies(void **state)
 	assert_non_null(strstr(f->log.last_error, "exited with status 1 before it was ready"));
 }
 
+/* A fake helper: a shell script given as $BOOTVM_NET_USER. */
+static void fake_helper_expect(const char *script, const char *needle, double min_ms, double max_ms)
+{
+	struct helper_log log = { 0 };
+	struct vm_net_config cfg = { .kind = VM_NET_USER };
+	char *dir = helper_tmpdir("netuser");
+	char *path = helper_asprintf("%s/helper", dir);
+
+	helper_write_file(path, script, strlen(script), 0755);
+	setenv("BOOTVM_NET_USER", path, 1);
+	log_set_sink(helper_log_sink, &log);
+	double t0 = helper_now_ms();
+	assert_null(net_user_start(&cfg));
+	double ms = helper_now_ms() - t0;
+	assert_int_equal(log.errors, 1);
+	if (!strstr(log.last_error, needle))
+		fail_msg("'%s' does not say '%s'", log.last_error, needle);
+	assert_true(ms >= min_ms && ms < max_ms);
+	free(path);
+	assert_int_equal(helper_tmpdir_remove(dir), 0);
+}
+
+static void test_helper_misbehaves(void **state)
+{
+	/* Its error line is ours, under the option's name. */
+	fake_helper_expect("#!/bin/sh\necho 'error: hostfwd tcp:1.2.3.4:5: boom' >&4\nexit 1\n",
+			   "--net user: hostfwd tcp:1.2.3.4:5: boom", 0, 2000);
+	fake_helper_expect("#!/bin/sh\necho hello >&4\n", "said 'hello' instead of ready", 0, 2000);
+	fake_helper_expect("#!/bin/sh\nkill -9 $$\n", "killed by signal 9 before it was ready", 0, 2000);
+	/* Hung: killed after 5 s (and reaped: the sleep must not hold us up). */
+	fake_helper_expect("#!/bin/sh\nexec sleep 60\n", "did not report ready within 5 s", 4900, 6000);
+}
+
 /* Write all of buf on a non-blocking socket. */
 static void write_all(int fd, const void *buf, size_t len)
 {
@@ -640,6 +673,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostfwd_bad_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_helper_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_helper_dies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_helper_misbehaves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostfwd_udp_flood, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_to_host, setup, teardown),
