@@ -724,10 +724,19 @@ static void test_ext_hostile(void **state)
 	assert_non_null(strstr(f->log.last_error, "larger than its partition"));
 	diskimg_close(d);
 
-	/* A superblock of garbage behind the magic. */
+	/* A superblock of garbage behind the magic: sizes caught here, the rest by libext2fs. */
 	uint8_t junk[56];
 	memset(junk, 0xff, sizeof(junk));
 	patch(img, 1024, junk, sizeof(junk));
+	d = diskimg_open(img);
+	assert_non_null(d);
+	f->log.errors = 0;
+	assert_null(fs_open(d, &d->parts[0]));
+	assert_int_equal(f->log.errors, 1);
+	assert_non_null(strstr(f->log.last_error, "larger than its partition"));
+	diskimg_close(d);
+	sh("dd if='%s/fs.ext4' of='%s' conv=notrunc status=none", f->dir, img);
+	patch(img, 1024 + 32, junk, 12);	/* blocks, clusters and inodes per group */
 	d = diskimg_open(img);
 	assert_non_null(d);
 	f->log.errors = 0;
