@@ -1,5 +1,6 @@
 /* bootvm-mkdisk: the program `bootvm mkdisk` execs (libarchive is linked here, not in bootvm). */
 #include <getopt.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,5 +225,11 @@ out:
 
 int main(int argc, char **argv)
 {
+	/*
+	 * Names are bytes in ext4, UTF-8 by convention: libarchive converts pax
+	 * archives' UTF-8 names to the locale's charset, so make that UTF-8.
+	 */
+	if (!setlocale(LC_CTYPE, "C.UTF-8"))
+		setlocale(LC_CTYPE, "");
 	return run(argc, argv);
 }
