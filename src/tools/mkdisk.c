@@ -1596,7 +1596,7 @@ int mkdisk_build(const struct mkdisk_options *opt)
 	for (size_t i = 0; i < opt->n_keys; i++)
 		if (ssh_key_put(&m, &opt->keys[i]) < 0)
 			goto out_fs;
-	err = ext2fs_close2(m.fs, 0);
+	err = ext2fs_close2(m.fs, EXT2_FLAG_FLUSH_NO_SYNC);
 	m.fs = NULL;
 	if (err) {
 		log_error("mkdisk: writing the filesystem: %s", err_is_full(err) ?
