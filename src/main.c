@@ -19,6 +19,7 @@ static const struct {
 } commands[] = {
 	{ "run", cli_run, "boot a kernel (bzImage or ELF vmlinux) in a microVM" },
 	{ "initramfs", cli_initramfs, "build an initramfs (cpio) from a directory" },
+	{ "mkdisk", cli_mkdisk, "build an ext4 disk image from tar archives or directories" },
 };
 
 static void usage(FILE *out)

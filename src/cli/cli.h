@@ -3,6 +3,8 @@
 
 int cli_run(int argc, char **argv);
 int cli_initramfs(int argc, char **argv);
+/* Execs bootvm-mkdisk (see tools/mkdisk.h) with argv. */
+int cli_mkdisk(int argc, char **argv);
 
 /* Exit status for a bad command line (see vmm/exit_status.h). */
 #define CLI_USAGE 2
