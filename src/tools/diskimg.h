@@ -29,7 +29,7 @@ struct diskimg_part {
 	bool esp;		/* EFI system partition (GPT type or MBR type 0xef) */
 	uint8_t mbr_type;	/* MBR partition type, 0 for GPT */
 	char partuuid[37];	/* GPT: the partition GUID; MBR: "SSSSSSSS-NN" as Linux prints it */
-	char name[72];		/* GPT partition name (UTF-8), "" otherwise */
+	char name[109];		/* GPT partition name (36 UTF-16 units as UTF-8), "" otherwise */
 };
 
 struct diskimg {
