@@ -19,6 +19,7 @@ static const struct {
 } commands[] = {
 	{ "run", cli_run, "boot a kernel (bzImage or ELF vmlinux) in a microVM" },
 	{ "initramfs", cli_initramfs, "build an initramfs (cpio) from a directory" },
+	{ "disk-info", cli_disk_info, "show a disk image's partitions and the kernel it boots" },
 };
 
 static void usage(FILE *out)

@@ -898,7 +898,7 @@ static int debian_add(struct scan *sc, unsigned int p, const char *kernel, const
 
 	e.kernel.part = (int)p;
 	e.kernel.path = strdup(kernel);
-	e.title = xasprintf("%s%s%s", kernel, version ? " " : "", version ? version : "");
+	e.title = strdup(kernel);
 	e.id = strdup(kernel);
 	e.where = xasprintf("%s:%s", part_name(sc->d, (int)p, pn, sizeof(pn)), kernel);
 	e.options = strdup("");
