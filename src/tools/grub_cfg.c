@@ -684,23 +684,29 @@ static int gsplit_path(const struct gvars *v, const char *s, char **dev, char **
 {
 	const char *root = gvar_get(v, "root");
 
-	if (s[0] == '(') {
-		const char *e = strchr(s, ')');
+	const char *d = root ? root : "", *e;
 
-		if (e) {
-			*dev = strndup(s + 1, (size_t)(e - s - 1));
-			*path = diskboot_path_norm(*e ? e + 1 : "/");
-			goto out;
-		}
+	*dev = NULL;
+	if (s[0] == '(' && (e = strchr(s, ')'))) {
+		*dev = strndup(s, (size_t)(e - s));
+		while (*e == ')')
+			e++;
+		s = e;
+	} else {
+		*dev = strdup(d);
 	}
-	*dev = strdup(root ? root : "");
 	*path = diskboot_path_norm(s);
-out:
 	if (!*dev || !*path) {
 		free(*dev);
 		free(*path);
 		return -1;
 	}
+	/* set root=(hd0,1) and set root=hd0,1 name the same device */
+	char *o = *dev;
+	for (char *c = *dev; *c; c++)
+		if (*c != '(' && *c != ')')
+			*o++ = *c;
+	*o = 0;
 	return 0;
 }
 
@@ -972,14 +978,21 @@ static int grun_body_cmd(struct grun *r, struct gargs *a, const struct gfile *f,
 		if (gsplit_path(r->vars, a->w[i], &b->kdev, &b->kpath) < 0)
 			return -1;
 		for (size_t j = i + 1; j < a->n; j++)
-			n += strlen(a->w[j]) + 1;
+			n += strlen(a->w[j]) + 3;
 		b->options = calloc(1, n + 1);
 		if (!b->options)
 			return -1;
+		/* As GRUB's loader: an argument with a blank goes in double quotes. */
 		for (size_t j = i + 1; j < a->n; j++) {
+			bool q = strpbrk(a->w[j], " \t") != NULL;
+
 			if (j > i + 1)
 				strcat(b->options, " ");
+			if (q)
+				strcat(b->options, "\"");
 			strcat(b->options, a->w[j]);
+			if (q)
+				strcat(b->options, "\"");
 		}
 		return 0;
 	}
