@@ -548,7 +548,8 @@ static int list_names(struct fs *fs, const char *dir, const char *prefix, const 
 		log_error("out of memory listing %s", dir);
 		return -1;
 	}
-	qsort(nm->v, nm->n, sizeof(*nm->v), names_cmp);
+	if (nm->n > 1)
+		qsort(nm->v, nm->n, sizeof(*nm->v), names_cmp);
 	return 0;
 }
 
@@ -947,7 +948,8 @@ static int scan_debian(struct scan *sc)
 
 			if (list_names(fs, dirs[di], "vmlinuz-", NULL, false, &nm) < 0)
 				return -1;
-			qsort(nm.v, nm.n, sizeof(*nm.v), ver_desc);
+			if (nm.n > 1)
+				qsort(nm.v, nm.n, sizeof(*nm.v), ver_desc);
 			for (unsigned int i = 0; i < nm.n; i++) {
 				const char *ver = nm.v[i] + strlen("vmlinuz-");
 				char *k = path_join(dirs[di], nm.v[i]);
