@@ -12,7 +12,8 @@ the guest's own printk timestamp of that line is reported too (it leaves out
 bootvm's set-up and the host's scheduling before the guest clock starts).
 /init powers off at once. Firecracker holds PCI to <= 5% more boot time.
 
-Usage: bench/devices.py [RUNS]     (boots per configuration, default 3)
+Usage: bench/devices.py [RUNS]     (boots per configuration, default 3;
+                                   BENCH_CPUS=N for --cpus N, default 2)
 Prints a markdown report (the lines docs/PERFORMANCE.md takes) on stdout.
 Where KVM is software (the build machines), a boot is ~30-45 s and the
 machine's load moves it by several seconds: compare the medians, and look at
@@ -34,6 +35,7 @@ CMDLINE = ("console=ttyS0 reboot=a panic=-1 clearcpuid=cx16,xsave,popcnt,smap "
            "rcupdate.rcu_cpu_stall_suppress=1")
 MARKER = "Run /init as init process"
 INIT = "#!/bin/sh\nexec poweroff -f\n"
+CPUS = os.environ.get("BENCH_CPUS", "2")
 
 
 def die(msg):
@@ -89,7 +91,7 @@ def main():
         img = os.path.join(tmp, "disk.img")
         with open(img, "wb") as f:
             f.truncate(64 << 20)
-        common = ["--kernel", kernel, "--initrd", initrd, "--cpus", "2", "--memory", "256M",
+        common = ["--kernel", kernel, "--initrd", initrd, "--cpus", CPUS, "--memory", "256M",
                   "--append", CMDLINE]
         configs = {"base": common, "devices": common + ["--disk", img, "--rng"]}
         res = {name: [] for name in configs}
@@ -106,7 +108,7 @@ def main():
     def spread(name, j):
         v = [r[j] for r in res[name]]
         return f"{min(v):.2f}-{max(v):.2f}"
-    print(f"Time to `{MARKER}`, test kernel, `--cpus 2 --memory 256M`, uncompressed "
+    print(f"Time to `{MARKER}`, test kernel, `--cpus {CPUS} --memory 256M`, uncompressed "
           f"initramfs, {runs} boots each, alternating (median, min-max):\n")
     print("| configuration | host: exec to marker (s) | guest printk time (s) |")
     print("|---|---|---|")

@@ -88,6 +88,23 @@ struct fs *fs_ext_open(struct diskimg *d, const struct diskimg_part *part, bool 
 			log_error("%s: no ext2/3/4 file system", where);
 		return NULL;
 	}
+	/* The size the superblock claims, before libext2fs allocates and reads for it. */
+	struct ext2_super_block sb;
+	if (diskimg_pread(d, part->offset + EXT_SUPER_OFF, &sb, sizeof(sb), "ext superblock") < 0) {
+		*corrupt = true;
+		return NULL;
+	}
+	uint64_t blocks = sb.s_blocks_count;
+	if (sb.s_feature_incompat & EXT4_FEATURE_INCOMPAT_64BIT)
+		blocks |= (uint64_t)sb.s_blocks_count_hi << 32;
+	if (sb.s_log_block_size > EXT2_MAX_BLOCK_LOG_SIZE - EXT2_MIN_BLOCK_LOG_SIZE ||
+	    blocks > (part->size >> (EXT2_MIN_BLOCK_LOG_SIZE + sb.s_log_block_size))) {
+		*corrupt = true;
+		log_error("%s: the ext2/3/4 file system (%" PRIu64 " blocks of 2^%u bytes) is larger than its partition (%" PRIu64 " bytes)",
+			  where, blocks, EXT2_MIN_BLOCK_LOG_SIZE + (sb.s_log_block_size > 32 ? 32 : sb.s_log_block_size),
+			  part->size);
+		return NULL;
+	}
 	pthread_once(&once, ext_tables_init);
 	snprintf(opts, sizeof(opts), "offset=%" PRIu64, part->offset);
 	err = ext2fs_open2(d->path, opts, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &e2);

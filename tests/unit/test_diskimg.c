@@ -284,9 +284,8 @@ static void test_gpt_backup(void **state)
 	diskimg_close(d);
 
 	/* The primary entry array corrupt instead: its CRC is in the header. */
-	make_table(f, "gpt2.img", 64 * MiB, GPT_SCRIPT);
 	free(img);
-	img = path_in(f, "gpt2.img");
+	img = make_table(f, "gpt2.img", 64 * MiB, GPT_SCRIPT);
 	patch(img, 1024 + 60, &junk, 1);
 	f->log.warnings = 0;
 	d = diskimg_open(img);
@@ -725,10 +724,19 @@ static void test_ext_hostile(void **state)
 	assert_non_null(strstr(f->log.last_error, "larger than its partition"));
 	diskimg_close(d);
 
-	/* A superblock of garbage behind the magic. */
+	/* A superblock of garbage behind the magic: sizes caught here, the rest by libext2fs. */
 	uint8_t junk[56];
 	memset(junk, 0xff, sizeof(junk));
 	patch(img, 1024, junk, sizeof(junk));
+	d = diskimg_open(img);
+	assert_non_null(d);
+	f->log.errors = 0;
+	assert_null(fs_open(d, &d->parts[0]));
+	assert_int_equal(f->log.errors, 1);
+	assert_non_null(strstr(f->log.last_error, "larger than its partition"));
+	diskimg_close(d);
+	sh("dd if='%s/fs.ext4' of='%s' conv=notrunc status=none", f->dir, img);
+	patch(img, 1024 + 32, junk, 12);	/* blocks, clusters and inodes per group */
 	d = diskimg_open(img);
 	assert_non_null(d);
 	f->log.errors = 0;
@@ -742,6 +750,332 @@ static void test_ext_hostile(void **state)
 	free(tree);
 }
 
+
+/* ------------------------------------------------------------------------
+ * FAT
+ */
+
+#define MTOOLS "MTOOLS_SKIP_CHECK=1 MTOOLS_NO_VFAT=0 "
+
+/* Where things are in the FAT file system at off of img, as the test reads the BPB. */
+struct fat_geom {
+	uint64_t fat_off, data_off, root_off;
+	uint32_t cluster_size, bits, root_bytes, root_cluster;
+};
+
+static void fat_geom(const char *img, uint64_t off, struct fat_geom *g)
+{
+	uint8_t b[512];
+
+	peek(img, off, b, sizeof(b));
+	uint32_t bps = b[11] | b[12] << 8, spc = b[13], reserved = b[14] | b[15] << 8, nfats = b[16];
+	uint32_t root = b[17] | b[18] << 8, fatsz = b[22] | b[23] << 8;
+	uint32_t total = b[19] | b[20] << 8;
+	if (!total)
+		total = get_le32(b + 32);
+	g->bits = fatsz ? 16 : 32;
+	if (!fatsz)
+		fatsz = get_le32(b + 36);
+	g->fat_off = off + (uint64_t)reserved * bps;
+	g->data_off = off + ((uint64_t)reserved + nfats * fatsz + (root * 32 + bps - 1) / bps) * bps;
+	g->cluster_size = bps * spc;
+	g->root_off = g->fat_off + (uint64_t)nfats * fatsz * bps;
+	g->root_bytes = root * 32;
+	g->root_cluster = g->bits == 32 ? get_le32(b + 44) : 0;
+	if (g->bits == 16 && (total - (g->data_off - off) / bps) / spc <= 4084)
+		g->bits = 12;
+}
+
+/* The first cluster of path, from mshowfat. */
+static uint32_t fat_first_cluster(const char *img, uint64_t off, const char *path)
+{
+	int st;
+	char *out = helper_shell_out(&st, MTOOLS "mshowfat -i '%s@@%llu' '::%s'", img,
+				     (unsigned long long)off, path);
+	assert_int_equal(st, 0);
+	char *lt = strchr(out, '<');
+	assert_non_null(lt);
+	uint32_t c = (uint32_t)strtoul(lt + 1, NULL, 10);
+	free(out);
+	return c;
+}
+
+static void fat_set_entry(const char *img, const struct fat_geom *g, uint32_t c, uint32_t v)
+{
+	uint8_t b[4];
+
+	assert_true(g->bits != 12);
+	put_le32(b, v);
+	patch(img, g->fat_off + (uint64_t)c * (g->bits / 8), b, g->bits / 8);
+}
+
+/* The offset of the directory entry named short11 in the directory at cluster dir. */
+static uint64_t fat_find_entry(const char *img, const struct fat_geom *g, uint32_t dir, const char *short11)
+{
+	uint32_t len = g->cluster_size;
+	uint64_t base;
+
+	if (!dir && g->bits != 32) {
+		base = g->root_off;
+		len = g->root_bytes;
+	} else {
+		if (!dir)
+			dir = g->root_cluster;
+		base = g->data_off + (uint64_t)(dir - 2) * g->cluster_size;
+	}
+	uint8_t *buf = malloc(len);
+	peek(img, base, buf, len);
+	for (uint32_t o = 0; o < len; o += 32) {
+		if (!memcmp(buf + o, short11, 11)) {
+			free(buf);
+			return base + o;
+		}
+	}
+	fail_msg("no entry %s", short11);
+	return 0;
+}
+
+/* Files with long and short names, a deep tree, a big file, many entries, in mtools' way. */
+static void fill_fat(struct fixture *f, const char *img, uint64_t off)
+{
+	char *src = path_in(f, "fatsrc");
+
+	sh("set -e; cd '%s' && rm -rf fatsrc && mkdir -p fatsrc/EFI/BOOT fatsrc/loader/entries fatsrc/a/b/c/d fatsrc/many && cd fatsrc && "
+	   "printf 'MZ efi' > EFI/BOOT/BOOTX64.EFI && "
+	   "printf 'title Linux\\nlinux /vmlinuz\\n' > 'loader/entries/Linux 6.1 with a long name.conf' && "
+	   "printf deep > a/b/c/d/deep.txt && printf kernel > vmlinuz && printf mixed > 'Mixed Case.TXT' && "
+	   "head -c 200000 /dev/urandom > big.bin && for i in $(seq 1 300); do : > many/entry-number-$i; done && "
+	   MTOOLS "mcopy -s -i '%s@@%llu' EFI loader a many vmlinuz 'Mixed Case.TXT' big.bin ::/",
+	   f->dir, img, (unsigned long long)off);
+	free(src);
+}
+
+static void check_fat_tree(struct fixture *f, struct fs *fs)
+{
+	void *buf;
+	size_t len;
+
+	expect_file(fs, "/EFI/BOOT/BOOTX64.EFI", "MZ efi", 6);
+	expect_file(fs, "/efi/boot/bootx64.efi", "MZ efi", 6);
+	expect_file(fs, "/loader/entries/linux 6.1 WITH a long name.conf", "title Linux\nlinux /vmlinuz\n", 27);
+	expect_file(fs, "/a/b/../b/c/./d/deep.txt", "deep", 4);
+	expect_file(fs, "/a/b/c/d/../../../../vmlinuz", "kernel", 6);
+	expect_file(fs, "/mixed case.txt", "mixed", 5);
+	char *p = helper_asprintf("%s/fatsrc/big.bin", f->dir);
+	size_t blen;
+	void *big = helper_read_file(p, &blen);
+	free(p);
+	expect_file(fs, "/BIG.BIN", big, blen);
+	free(big);
+	assert_true(fs_is_dir(fs, "/EFI"));
+	assert_true(fs_is_dir(fs, "/"));
+	assert_true(fs_is_file(fs, "/vmlinuz"));
+	assert_false(fs_is_file(fs, "/efi"));
+	assert_false(fs_is_dir(fs, "/nope"));
+	f->log.errors = 0;
+	assert_int_equal(fs_read_file(fs, "/nope.conf", 100, &buf, &len), -2);
+	assert_int_equal(fs_read_file(fs, "/vmlinuz/x", 100, &buf, &len), -2);
+	assert_int_equal(f->log.errors, 0);
+	assert_int_equal(fs_read_file(fs, "/big.bin", 1000, &buf, &len), -1);
+	assert_non_null(strstr(f->log.last_error, "more than 1000"));
+	assert_int_equal(fs_read_file(fs, "/EFI", 1000, &buf, &len), -1);
+
+	struct listing *l = calloc(1, sizeof(*l));
+	assert_int_equal(fs_list_dir(fs, "/", collect, l), 0);
+	assert_int_equal(l->n, 7);
+	assert_true(listed(l, "EFI", true));
+	assert_true(listed(l, "Mixed Case.TXT", false));
+	assert_true(listed(l, "vmlinuz", false));
+	assert_true(listed(l, "big.bin", false));
+	memset(l, 0, sizeof(*l));
+	assert_int_equal(fs_list_dir(fs, "/loader/entries", collect, l), 0);
+	assert_int_equal(l->n, 1);
+	assert_string_equal(l->names[0], "Linux 6.1 with a long name.conf");
+	memset(l, 0, sizeof(*l));
+	assert_int_equal(fs_list_dir(fs, "/MANY", collect, l), 0);
+	assert_int_equal(l->n, 300);
+	assert_true(listed(l, "entry-number-300", false));
+	assert_int_equal(fs_list_dir(fs, "/vmlinuz", collect, l), -2);
+	free(l);
+}
+
+static void blkid_value(const char *img, uint64_t off, const char *tag, char *out, size_t size)
+{
+	int st;
+	char *v = helper_shell_out(&st, "blkid -p -O %llu -o value -s %s '%s'", (unsigned long long)off, tag, img);
+	assert_int_equal(st, 0);
+	v[strcspn(v, "\n")] = '\0';
+	snprintf(out, size, "%s", v);
+	free(v);
+}
+
+/* An ESP of each FAT width in a GPT disk, filled with mcopy at the partition's offset. */
+static void test_fat_gpt(void **state)
+{
+	struct fixture *f = *state;
+	static const struct { const char *opts; unsigned int mib; } kinds[] = {
+		{ "-F 12", 4 }, { "-F 16", 16 }, { "-F 32 -s 1", 40 },
+	};
+
+	for (unsigned int k = 0; k < 3; k++) {
+		char *img = make_table(f, "esp.img", 64 * MiB,
+				       "label: gpt\\nstart=2048, size=90000, type=" ESP_TYPE "\\n");
+		uint64_t off = 2048 * 512;
+		char uuid[40], label[40];
+
+		sh("rm -f '%s/esp.fat' && mkfs.vfat -C %s -n 'MY ESP' '%s/esp.fat' %u >/dev/null && "
+		   "dd if='%s/esp.fat' of='%s' bs=512 seek=2048 conv=notrunc status=none",
+		   f->dir, kinds[k].opts, f->dir, kinds[k].mib * 1024, f->dir, img);
+		fill_fat(f, img, off);
+		blkid_value(img, off, "UUID", uuid, sizeof(uuid));
+		blkid_value(img, off, "LABEL", label, sizeof(label));
+		assert_string_equal(label, "MY ESP");
+
+		struct diskimg *d = diskimg_open(img);
+		assert_non_null(d);
+		assert_true(d->parts[0].esp);
+		alarm(ALARM_S);
+		struct fs *fs = fs_open(d, &d->parts[0]);
+		assert_non_null(fs);
+		assert_int_equal(fs_kind(fs), FS_FAT);
+		assert_string_equal(fs_type_name(fs), "vfat");
+		assert_string_equal(fs_uuid(fs), uuid);
+		assert_string_equal(fs_label(fs), label);
+		check_fat_tree(f, fs);
+		alarm(0);
+		fs_close(fs);
+		diskimg_close(d);
+		free(img);
+	}
+}
+
+/* FAT on the whole disk: no partition table (its boot code is no MBR). */
+static void test_fat_whole_disk(void **state)
+{
+	struct fixture *f = *state;
+	char *img = path_in(f, "whole.fat");
+
+	sh("mkfs.vfat -C -F 16 '%s' 16384 >/dev/null", img);
+	fill_fat(f, img, 0);
+	struct diskimg *d = diskimg_open(img);
+	assert_non_null(d);
+	assert_int_equal(d->table, DISKIMG_NONE);
+	struct fs *fs = fs_open(d, &d->parts[0]);
+	assert_non_null(fs);
+	check_fat_tree(f, fs);
+	assert_string_equal(fs_label(fs), "");
+	fs_close(fs);
+	diskimg_close(d);
+	free(img);
+}
+
+static struct fs *open_whole(struct fixture *f, const char *img, struct diskimg **d)
+{
+	*d = diskimg_open(img);
+	assert_non_null(*d);
+	f->log.errors = 0;
+	alarm(ALARM_S);
+	return fs_open(*d, &(*d)->parts[0]);
+}
+
+static void expect_read_error(struct fixture *f, struct fs *fs, const char *path, const char *needle)
+{
+	void *buf;
+	size_t len;
+
+	f->log.errors = 0;
+	alarm(ALARM_S);
+	if (fs_read_file(fs, path, 1 << 20, &buf, &len) != -1)
+		fail_msg("%s: no error", path);
+	alarm(0);
+	assert_int_equal(f->log.errors, 1);
+	if (!strstr(f->log.last_error, needle))
+		fail_msg("error '%s' does not say '%s'", f->log.last_error, needle);
+}
+
+static void test_fat_hostile(void **state)
+{
+	struct fixture *f = *state;
+	char *img = path_in(f, "bad.fat");
+	struct fat_geom g;
+	struct diskimg *d;
+	struct fs *fs;
+
+	for (unsigned int bits = 16; bits <= 32; bits += 16) {
+		sh("rm -f '%s' && mkfs.vfat -C -F %u %s '%s' 40960 >/dev/null", img, bits,
+		   bits == 32 ? "-s 1" : "", img);
+		fill_fat(f, img, 0);
+		sh(MTOOLS "mmd -i '%s' ::/a/loop", img);
+		fat_geom(img, 0, &g);
+		assert_int_equal(g.bits, bits);
+
+		/* A loop in big.bin's chain; Mixed Case.TXT claims more than its chain; the
+		 * directory a/loop is a itself. */
+		uint32_t big = fat_first_cluster(img, 0, "/big.bin");
+		fat_set_entry(img, &g, big + 5, big + 1);
+		uint32_t a = fat_first_cluster(img, 0, "/a");
+		uint64_t e = fat_find_entry(img, &g, a, "LOOP       ");
+		uint8_t lo[2] = { (uint8_t)a, (uint8_t)(a >> 8) }, hi[2] = { (uint8_t)(a >> 16), (uint8_t)(a >> 24) };
+		patch(img, e + 26, lo, 2);
+		patch(img, e + 20, hi, 2);
+		uint64_t me = fat_find_entry(img, &g, 0, "MIXEDC~1TXT");
+		uint8_t sz[4];
+		put_le32(sz, 100000);
+		patch(img, me + 28, sz, 4);
+
+		fs = open_whole(f, img, &d);
+		assert_non_null(fs);
+		expect_read_error(f, fs, "/big.bin", "cluster chain loops at cluster");
+		expect_read_error(f, fs, "/mixed case.txt", "cluster chain ends after 1 clusters");
+		expect_file(fs, "/a/loop/loop/loop/b/c/d/deep.txt", "deep", 4);
+		struct listing *l = calloc(1, sizeof(*l));
+		assert_int_equal(fs_list_dir(fs, "/a/loop/loop", collect, l), 0);
+		assert_true(listed(l, "loop", true));
+		free(l);
+		fs_close(fs);
+		diskimg_close(d);
+
+		/* A chain that runs into a free cluster, or beyond the file system's end (the FAT
+		 * is cached: open again after each change). */
+		fat_set_entry(img, &g, big + 5, 0);
+		fs = open_whole(f, img, &d);
+		char *want = helper_asprintf("cluster %u is followed by a free cluster", big + 5);
+		expect_read_error(f, fs, "/big.bin", want);
+		free(want);
+		fs_close(fs);
+		diskimg_close(d);
+		fat_set_entry(img, &g, big, bits == 16 ? 0xfff0 : 0x0ffffff0);
+		fs = open_whole(f, img, &d);
+		expect_read_error(f, fs, "/big.bin", "an invalid cluster");
+		fs_close(fs);
+		diskimg_close(d);
+
+		/* A boot sector with zero sectors per cluster: the one error says so. */
+		uint8_t zero = 0;
+		patch(img, 13, &zero, 1);
+		fs = open_whole(f, img, &d);
+		assert_null(fs);
+		assert_int_equal(f->log.errors, 1);
+		assert_non_null(strstr(f->log.last_error, "sectors per cluster is not a power of two"));
+		diskimg_close(d);
+		uint8_t one = 1;
+		patch(img, 13, &one, 1);
+
+		/* More sectors than the image holds. */
+		uint8_t tot[4];
+		put_le32(tot, 1u << 30);
+		uint8_t z2[2] = { 0, 0 };
+		patch(img, 19, z2, 2);
+		patch(img, 32, tot, 4);
+		fs = open_whole(f, img, &d);
+		assert_null(fs);
+		assert_int_equal(f->log.errors, 1);
+		assert_non_null(strstr(f->log.last_error, "larger than its partition"));
+		diskimg_close(d);
+	}
+	free(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -753,6 +1087,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ext4_gpt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ext_whole_disk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ext_hostile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fat_gpt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fat_whole_disk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fat_hostile, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
