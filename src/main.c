@@ -20,6 +20,7 @@ static const struct {
 	{ "run", cli_run, "boot a kernel (bzImage or ELF vmlinux) in a microVM" },
 	{ "initramfs", cli_initramfs, "build an initramfs (cpio) from a directory" },
 	{ "mkdisk", cli_mkdisk, "build an ext4 disk image from tar archives or directories" },
+	{ "disk-info", cli_disk_info, "show a disk image's partitions and the kernel it boots" },
 };
 
 static void usage(FILE *out)

@@ -5,6 +5,16 @@ int cli_run(int argc, char **argv);
 int cli_initramfs(int argc, char **argv);
 /* Execs bootvm-mkdisk (see tools/mkdisk.h) with argv. */
 int cli_mkdisk(int argc, char **argv);
+int cli_disk_info(int argc, char **argv);
+
+struct vm_config;
+/*
+ * For `run` without --kernel: find the kernel inside cfg's first disk, put it
+ * and its initrd in memfds (fds[0], fds[1], -1 when none; the caller closes
+ * them after the VM) named by cfg->kernel_path/initrd_path, and set
+ * cfg->cmdline to the disk's command line plus cfg's. -1 logged.
+ */
+int cli_disk_kernel(struct vm_config *cfg, int fds[2]);
 
 /* Exit status for a bad command line (see vmm/exit_status.h). */
 #define CLI_USAGE 2

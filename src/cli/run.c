@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "util/log.h"
@@ -13,14 +14,24 @@
 
 static const char run_help[] =
 "Usage: bootvm run --kernel FILE [OPTIONS]\n"
+"       bootvm run --disk IMAGE [--boot-entry N|TITLE] [OPTIONS]\n"
 "\n"
 "Boot a Linux kernel in a KVM microVM with its console on the terminal.\n"
+"Without --kernel, boot the kernel inside the first disk: the one its own boot\n"
+"configuration names (Boot Loader Specification entries, a unified kernel\n"
+"image in EFI/Linux, grub.cfg, or Debian's /vmlinuz and /boot/vmlinuz-*), read\n"
+"on the host: no firmware or boot loader runs. Its command line gets root=\n"
+"as /dev/vdaN and console=ttyS0 when it has no console= (bootvm disk-info\n"
+"IMAGE shows what would boot).\n"
 "\n"
 "Options:\n"
 "  -k, --kernel FILE        kernel: bzImage/vmlinuz (64-bit boot protocol 2.12+)\n"
 "                           or ELF vmlinux (PVH entry, else its 64-bit entry)\n"
 "  -i, --initrd FILE        initramfs or initrd image\n"
-"  -a, --append TEXT        kernel command line\n"
+"  -a, --append TEXT        kernel command line; with a kernel from the disk,\n"
+"                           added to the disk's own\n"
+"      --boot-entry N|TITLE without --kernel: boot entry N (as disk-info numbers\n"
+"                           them) or the one with this title or id, not the default\n"
 "  -m, --memory SIZE        guest RAM: 512M (default), 2G, 1536MiB; a bare number\n"
 "                           is MiB; at least 8M, a multiple of 4 KiB\n"
 "  -c, --cpus N             vCPUs, 1 (default) to 255\n"
@@ -62,6 +73,7 @@ enum {
 	OPT_NO_HOST_DECOMPRESS,
 	OPT_STATS,
 	OPT_RNG,
+	OPT_BOOT_ENTRY,
 };
 
 static const struct option run_options[] = {
@@ -72,6 +84,7 @@ static const struct option run_options[] = {
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "disk", required_argument, NULL, 'd' },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "boot-entry", required_argument, NULL, OPT_BOOT_ENTRY },
 	{ "net", required_argument, NULL, 'n' },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "no-host-decompress", no_argument, NULL, OPT_NO_HOST_DECOMPRESS },
@@ -170,6 +183,10 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
 				return CLI_USAGE;
 			break;
 		case OPT_RNG: cfg->rng = true; break;
+		case OPT_BOOT_ENTRY:
+			if (vm_config_set(cfg, &cfg->boot_entry, optarg) < 0)
+				return CLI_USAGE;
+			break;
 		case OPT_CONSOLE:
 			if (parse_console(optarg, cfg) < 0)
 				return CLI_USAGE;
@@ -194,7 +211,7 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
 int cli_run(int argc, char **argv)
 {
 	struct vm_config cfg;
-	int verbose = 0, ret;
+	int verbose = 0, ret, fds[2] = { -1, -1 };
 
 	vm_config_init(&cfg);
 	ret = run_parse(argc, argv, &cfg, &verbose);
@@ -204,7 +221,13 @@ int cli_run(int argc, char **argv)
 	}
 	if (verbose)
 		log_set_level(verbose > 1 ? LOG_DEBUG : LOG_INFO);
-	ret = vmm_run(&cfg);
+	if (!cfg.kernel_path && cli_disk_kernel(&cfg, fds) < 0)
+		ret = 1;
+	else
+		ret = vmm_run(&cfg);
 	vm_config_free(&cfg);
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	return ret;
 }

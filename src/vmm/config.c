@@ -32,6 +32,7 @@ void vm_config_free(struct vm_config *cfg)
 		return;
 	config_free_str(&cfg->kernel_path, NULL);
 	config_free_str(&cfg->initrd_path, NULL);
+	config_free_str(&cfg->boot_entry, NULL);
 	config_free_str(&cfg->cmdline, "");
 	config_free_str(&cfg->console_path, NULL);
 	for (unsigned int i = 0; i < cfg->nr_disks; i++)
@@ -390,8 +391,17 @@ err:
 
 int vm_config_validate(const struct vm_config *cfg)
 {
-	if (!cfg->kernel_path) {
-		log_error("run: --kernel is required (see bootvm run --help)");
+	if (!cfg->kernel_path && !cfg->nr_disks) {
+		log_error("run: --kernel is required, or a --disk with a kernel inside "
+			  "(see bootvm run --help)");
+		return -1;
+	}
+	if (cfg->kernel_path && cfg->boot_entry) {
+		log_error("--boot-entry picks a kernel inside the disk: not with --kernel");
+		return -1;
+	}
+	if (!cfg->kernel_path && cfg->initrd_path) {
+		log_error("--initrd needs --kernel (a kernel from the disk comes with its own initrd)");
 		return -1;
 	}
 	if (cfg->nr_cpus < 1 || cfg->nr_cpus > VM_MAX_CPUS) {

@@ -62,8 +62,9 @@ struct vm_net_config {
 };
 
 struct vm_config {
-	const char *kernel_path;
+	const char *kernel_path;	/* NULL: the kernel inside the first disk (needs a disk) */
 	const char *initrd_path;	/* NULL: none */
+	const char *boot_entry;		/* without kernel_path: which of the disk's entries (NULL: its default) */
 	const char *cmdline;		/* never NULL ("" when not given) */
 	uint64_t mem_size;		/* bytes */
 	unsigned int nr_cpus;

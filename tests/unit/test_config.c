@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -102,7 +103,18 @@ static void test_validate(void **state)
 	log_set_sink(helper_log_sink, &log);
 	assert_int_equal(vm_config_validate(&c), -1);		/* no kernel */
 	assert_non_null(strstr(log.last_error, "--kernel is required"));
+	/* No --kernel with a disk: the disk's kernel; --boot-entry and --initrd only so. */
+	assert_int_equal(vm_config_add_disk(&c, "disk.img"), 0);
+	assert_int_equal(vm_config_set(&c, &c.boot_entry, "2"), 0);
+	assert_int_equal(vm_config_validate(&c), 0);
+	assert_int_equal(vm_config_set(&c, &c.initrd_path, "i"), 0);
+	assert_int_equal(vm_config_validate(&c), -1);
+	assert_non_null(strstr(log.last_error, "--initrd needs --kernel"));
 	assert_int_equal(vm_config_set(&c, &c.kernel_path, "k"), 0);
+	assert_int_equal(vm_config_validate(&c), -1);
+	assert_non_null(strstr(log.last_error, "--boot-entry"));
+	free((char *)c.boot_entry);
+	c.boot_entry = NULL;
 	c.nr_cpus = 0;
 	assert_int_equal(vm_config_validate(&c), -1);
 	c.nr_cpus = 2;
