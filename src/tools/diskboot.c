@@ -7,29 +7,16 @@
 
 #include <ctype.h>
 #include <fnmatch.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "util/log.h"
+#include "util/str.h"
 
 #define BLS_ENTRY_MAX (64u << 10)
 #define UKI_MAX ((size_t)DISKBOOT_KERNEL_MAX + DISKBOOT_INITRD_MAX)
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
 
 const char *diskboot_source_name(enum diskboot_source s)
 {
@@ -177,7 +164,7 @@ void diskboot_entry_clear(struct diskboot_entry *e)
 
 static int str_append(char **dst, const char *sep, const char *s)
 {
-	char *n = *dst && **dst ? xasprintf("%s%s%s", *dst, sep, s) : strdup(s);
+	char *n = *dst && **dst ? str_printf("%s%s%s", *dst, sep, s) : strdup(s);
 
 	if (!n)
 		return -1;
@@ -212,7 +199,7 @@ int bls_parse(const char *text, size_t len, const char *id, int part, struct dis
 	if (!(e->id = strdup(id)) || !(e->options = strdup("")))
 		goto err_oom;
 	if (memchr(text, 0, len) && !e->error)
-		e->error = xasprintf("%s: a NUL byte: not a text file", id);
+		e->error = str_printf("%s: a NUL byte: not a text file", id);
 	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *k = line, *v;
 
@@ -247,7 +234,7 @@ int bls_parse(const char *text, size_t len, const char *id, int part, struct dis
 		} else if (!strcmp(k, "initrd")) {
 			if (e->nr_initrds == DISKBOOT_MAX_INITRDS) {
 				if (!e->error)
-					e->error = xasprintf("%s: more than %u initrd lines", id,
+					e->error = str_printf("%s: more than %u initrd lines", id,
 							     DISKBOOT_MAX_INITRDS);
 				continue;
 			}
@@ -259,10 +246,10 @@ int bls_parse(const char *text, size_t len, const char *id, int part, struct dis
 			e->nr_initrds++;
 		} else if (!strcmp(k, "efi")) {
 			if (!e->error)
-				e->error = xasprintf("%s: an efi entry (%s), not a Linux kernel", id, v);
+				e->error = str_printf("%s: an efi entry (%s), not a Linux kernel", id, v);
 		} else if (!strcmp(k, "architecture")) {
 			if (strcasecmp(v, "x64") && !e->error)
-				e->error = xasprintf("%s: for architecture %s, not x64", id, v);
+				e->error = str_printf("%s: for architecture %s, not x64", id, v);
 		}
 		if (r < 0)
 			goto err_oom;
@@ -270,7 +257,7 @@ int bls_parse(const char *text, size_t len, const char *id, int part, struct dis
 	if (!e->title && !(e->title = strdup(id)))
 		goto err_oom;
 	if (!e->kernel.path && !e->error)
-		e->error = xasprintf("%s: no linux line", id);
+		e->error = str_printf("%s: no linux line", id);
 	ret = 0;
 	goto out;
 
@@ -555,7 +542,7 @@ static int list_names(struct fs *fs, const char *dir, const char *prefix, const 
 
 static char *path_join(const char *a, const char *b)
 {
-	return xasprintf("%s%s%s", a, a[strlen(a) - 1] == '/' || b[0] == '/' ? "" : "/", b);
+	return str_printf("%s%s%s", a, a[strlen(a) - 1] == '/' || b[0] == '/' ? "" : "/", b);
 }
 
 /* A BLS path relative to the partition of an entry found under base ("/boot"): base/path when it exists there. */
@@ -646,7 +633,7 @@ static int scan_bls(struct scan *sc, char **pattern)
 				r = bls_parse(buf, len, nm.v[i], (int)p, &e);
 				free(buf);
 				if (!r) {
-					e.where = xasprintf("%s:%s", part_name(sc->d, (int)p, pn,
+					e.where = str_printf("%s:%s", part_name(sc->d, (int)p, pn,
 									 sizeof(pn)), path);
 					r = e.where ? 0 : -1;
 				}
@@ -692,14 +679,14 @@ static int scan_uki(struct scan *sc, const char *pattern)
 			e.kernel.part = (int)p;
 			e.kernel.path = path_join("/EFI/Linux", nm.v[i]);
 			e.id = strdup(nm.v[i]);
-			e.where = e.kernel.path ? xasprintf("%s:%s", part_name(sc->d, (int)p, pn,
+			e.where = e.kernel.path ? str_printf("%s:%s", part_name(sc->d, (int)p, pn,
 					sizeof(pn)), e.kernel.path) : NULL;
 			if (!e.kernel.path || !e.id || !e.where)
 				r = -1;
 			if (!r && fs_read_file(fs, e.kernel.path, UKI_MAX, &buf, &len) < 0) {
-				e.error = xasprintf("%s: cannot be read", e.where);
+				e.error = str_printf("%s: cannot be read", e.where);
 			} else if (!r && uki_parse(buf, len, &s, &why) < 0) {
-				e.error = xasprintf("%s: not a usable unified kernel image: %s",
+				e.error = str_printf("%s: not a usable unified kernel image: %s",
 						    e.where, why);
 			} else if (!r) {
 				size_t cl = s.cmdline_size;
@@ -809,7 +796,7 @@ static int grub_resolve(struct scan *sc, struct diskboot_file *f, struct diskboo
 		return 0;
 	f->part = grub_dev_part(sc->d, f->dev ? f->dev : "");
 	if (f->part < 0 && !e->error) {
-		e->error = xasprintf("%s: menuentry '%s': (%s)%s is not on this disk", e->where,
+		e->error = str_printf("%s: menuentry '%s': (%s)%s is not on this disk", e->where,
 				     e->title, f->dev ? f->dev : "", f->path);
 		if (!e->error)
 			return -1;
@@ -838,7 +825,7 @@ static int scan_grub(struct scan *sc)
 
 			if (!fs_is_file(fs, cfgs[c]))
 				continue;
-			where = xasprintf("%s:%s", part_name(sc->d, (int)p, pn, sizeof(pn)), cfgs[c]);
+			where = str_printf("%s:%s", part_name(sc->d, (int)p, pn, sizeof(pn)), cfgs[c]);
 			if (!where)
 				goto err_oom;
 			grub_dev_name(sc->d, p, dev, sizeof(dev));
@@ -855,7 +842,7 @@ static int scan_grub(struct scan *sc)
 				e.title = strdup("(grub.cfg)");
 				e.where = where;
 				e.options = strdup("");
-				e.error = xasprintf("%s: cannot be read (see above)", where);
+				e.error = str_printf("%s: cannot be read (see above)", where);
 				where = NULL;
 				if (!e.title || !e.options || !e.error) {
 					diskboot_entry_clear(&e);
@@ -901,7 +888,7 @@ static int debian_add(struct scan *sc, unsigned int p, const char *kernel, const
 	e.kernel.path = strdup(kernel);
 	e.title = strdup(kernel);
 	e.id = strdup(kernel);
-	e.where = xasprintf("%s:%s", part_name(sc->d, (int)p, pn, sizeof(pn)), kernel);
+	e.where = str_printf("%s:%s", part_name(sc->d, (int)p, pn, sizeof(pn)), kernel);
 	e.options = strdup("");
 	e.version = version ? strdup(version) : NULL;
 	if (initrd && fs_is_file(sc->fs[p], initrd)) {
@@ -953,7 +940,7 @@ static int scan_debian(struct scan *sc)
 			for (unsigned int i = 0; i < nm.n; i++) {
 				const char *ver = nm.v[i] + strlen("vmlinuz-");
 				char *k = path_join(dirs[di], nm.v[i]);
-				char *ird = xasprintf("%s%sinitrd.img-%s", dirs[di],
+				char *ird = str_printf("%s%sinitrd.img-%s", dirs[di],
 						      di ? "" : "/", ver);
 				int r = k && ird && fs_is_file(fs, k) ? debian_add(sc, p, k, ird, ver)
 								      : (k && ird ? 0 : -1);
@@ -1191,7 +1178,7 @@ char *diskboot_cmdline(const struct diskimg *d, const struct diskboot *db,
 		if (!strncmp(w, "root=", 5)) {
 			root_seen = true;
 			if (root_resolve(d, db, w + 5, dev, sizeof(dev))) {
-				char *nw = xasprintf("root=%s", dev);
+				char *nw = str_printf("root=%s", dev);
 
 				if (strcmp(w + 5, dev))
 					log_info("boot entry: root=%s is %s here", w + 5, dev);
@@ -1221,7 +1208,7 @@ char *diskboot_cmdline(const struct diskimg *d, const struct diskboot *db,
 			char *n;
 
 			vda_name(d, (unsigned int)rp, dev, sizeof(dev));
-			n = *out ? xasprintf("root=%s ro %s", dev, out) : xasprintf("root=%s ro", dev);
+			n = *out ? str_printf("root=%s ro %s", dev, out) : str_printf("root=%s ro", dev);
 			if (!n)
 				goto err_oom;
 			free(out);

@@ -11,12 +11,12 @@
  */
 #include "tools/diskboot.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/log.h"
+#include "util/str.h"
 
 #define GRUB_WORD_MAX (16u << 10)	/* one expanded word, one variable's value */
 #define GRUB_EXPAND_BUDGET (64u << 20)	/* bytes expanded in all: `set a=$a$a` loops end */
@@ -91,19 +91,6 @@ struct gbody {
 	char *error;
 	const char *title;
 };
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
 
 /* ---- variables ---- */
 
@@ -274,7 +261,7 @@ static int gfile_lex(struct gfile *f, char **why)
 				const char *e = memchr(t + pos + 1, '\'', len - pos - 1);
 
 				if (!e) {
-					*why = xasprintf("line %u: a ' quote that does not end", start_line);
+					*why = str_printf("line %u: a ' quote that does not end", start_line);
 					return -2;
 				}
 				for (const char *p = t + pos; p < e; p++)
@@ -289,7 +276,7 @@ static int gfile_lex(struct gfile *f, char **why)
 					pos++;
 				}
 				if (pos >= len) {
-					*why = xasprintf("line %u: a \" quote that does not end", start_line);
+					*why = str_printf("line %u: a \" quote that does not end", start_line);
 					return -2;
 				}
 				pos++;
@@ -306,7 +293,7 @@ static int gfile_lex(struct gfile *f, char **why)
 		bool alone = f->nr_words == first;
 
 		if (f->nr_words - first >= GRUB_MAX_WORDS) {
-			*why = xasprintf("line %u: a command of more than %u words", cmd_line,
+			*why = str_printf("line %u: a command of more than %u words", cmd_line,
 					 GRUB_MAX_WORDS);
 			return -2;
 		}
@@ -504,7 +491,7 @@ static int gargs_expand(struct gstate *st, const struct gvars *v, const struct g
 			gargs_free(a);
 			if (!too_long)
 				return -1;
-			*why = xasprintf("%s line %u: a word or variable longer than %u bytes "
+			*why = str_printf("%s line %u: a word or variable longer than %u bytes "
 					 "(or too much expansion in all)", f->where, c->line,
 					 GRUB_WORD_MAX);
 			return -2;
@@ -722,7 +709,7 @@ static int gset_assign(struct grun *r, const char *kv, const struct gfile *f, co
 	name[eq - kv] = 0;
 	ret = gvar_set(r->vars, name, eq + 1);
 	if (ret == -2)
-		return gfatal(r->st, xasprintf("%s line %u: more than %u variables", f->where,
+		return gfatal(r->st, str_printf("%s line %u: more than %u variables", f->where,
 					      c->line, GRUB_MAX_VARS));
 	return ret;
 }
@@ -781,11 +768,11 @@ static int grun_menu(struct grun *r, struct gfile *f, size_t *ci, bool submenu)
 	int ret;
 
 	if (!gcmd_opens_brace(f, *ci))
-		return gfatal(st, xasprintf("%s line %u: %s without a { on its line", f->where,
+		return gfatal(st, str_printf("%s line %u: %s without a { on its line", f->where,
 					    c->line, submenu ? "submenu" : "menuentry"));
 	size_t end = gskip(f, *ci + 1, (const char *const[]){ "}", NULL }, &matters);
 	if (end == f->nr_cmds)
-		return gfatal(st, xasprintf("%s line %u: %s without its closing }", f->where,
+		return gfatal(st, str_printf("%s line %u: %s without its closing }", f->where,
 					    c->line, submenu ? "submenu" : "menuentry"));
 	ret = gargs_expand(st, r->vars, f, c, 1, &a, &why);
 	if (ret == -2)
@@ -811,7 +798,7 @@ static int grun_menu(struct grun *r, struct gfile *f, size_t *ci, bool submenu)
 	}
 	if (st->depth >= GRUB_LEVELS) {
 		gargs_free(&a);
-		return gfatal(st, xasprintf("%s line %u: submenus nested more than %u deep",
+		return gfatal(st, str_printf("%s line %u: submenus nested more than %u deep",
 					    f->where, c->line, GRUB_LEVELS));
 	}
 	unsigned int idx = st->counter[st->depth]++;
@@ -834,7 +821,7 @@ static int grun_menu(struct grun *r, struct gfile *f, size_t *ci, bool submenu)
 		free(st->path_id[d]);
 		st->path_title[d] = st->path_id[d] = NULL;
 	} else if (st->nr_recs >= DISKBOOT_MAX_ENTRIES) {
-		ret = gfatal(st, xasprintf("%s: more than %u menu entries", f->where,
+		ret = gfatal(st, str_printf("%s: more than %u menu entries", f->where,
 					   DISKBOOT_MAX_ENTRIES));
 	} else {
 		if (st->nr_recs == st->cap_recs) {
@@ -911,7 +898,7 @@ static int grun_if(struct grun *r, struct gfile *f, size_t *ci)
 			(*ci)++;
 			if (*ci >= f->nr_cmds || !gcmd_is(f, *ci, "then")) {
 				free(cond_text);
-				return gfatal(r->st, xasprintf("%s line %u: if without then",
+				return gfatal(r->st, str_printf("%s line %u: if without then",
 							       f->where, c->line));
 			}
 		}
@@ -929,21 +916,21 @@ static int grun_if(struct grun *r, struct gfile *f, size_t *ci)
 		}
 		if (*ci >= f->nr_cmds) {
 			free(cond_text);
-			return gfatal(r->st, xasprintf("%s line %u: if without fi", f->where,
+			return gfatal(r->st, str_printf("%s line %u: if without fi", f->where,
 						       c0->line));
 		}
 		if (gcmd_is(f, *ci, "fi"))
 			break;
 		if (is_else) {
 			free(cond_text);
-			return gfatal(r->st, xasprintf("%s line %u: else followed by more branches",
+			return gfatal(r->st, str_printf("%s line %u: else followed by more branches",
 						       f->where, f->cmds[*ci].line));
 		}
 	}
 	(*ci)++;
 	if (unknown) {
 		if (matters && r->mode == G_BODY) {
-			int ret = gbody_error(r->body, xasprintf(
+			int ret = gbody_error(r->body, str_printf(
 				"%s line %u: menuentry '%s': cannot evaluate the condition `if %s`, "
 				"and its branches set the kernel, initrd or root",
 				f->where, c0->line, r->body->title, cond_text ? cond_text : "?"));
@@ -969,7 +956,7 @@ static int grun_body_cmd(struct grun *r, struct gargs *a, const struct gfile *f,
 		while (i < a->n && !strncmp(a->w[i], "--", 2) && strcmp(a->w[i], "--"))
 			i++;	/* --no-mem-option */
 		if (i >= a->n)
-			return gbody_error(b, xasprintf("%s line %u: %s without a kernel", f->where,
+			return gbody_error(b, str_printf("%s line %u: %s without a kernel", f->where,
 						       c->line, cmd));
 		free(b->kdev);
 		free(b->kpath);
@@ -1006,7 +993,7 @@ static int grun_body_cmd(struct grun *r, struct gargs *a, const struct gfile *f,
 			if (!strncmp(a->w[i], "--", 2))
 				continue;
 			if (b->nr_initrds == DISKBOOT_MAX_INITRDS)
-				return gbody_error(b, xasprintf("%s line %u: more than %u initrds",
+				return gbody_error(b, str_printf("%s line %u: more than %u initrds",
 							       f->where, c->line,
 							       DISKBOOT_MAX_INITRDS));
 			if (gsplit_path(r->vars, a->w[i], &b->idev[b->nr_initrds],
@@ -1022,11 +1009,11 @@ static int grun_body_cmd(struct grun *r, struct gargs *a, const struct gfile *f,
 	};
 	for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++)
 		if (!strcmp(cmd, foreign[i]))
-			return gbody_error(b, xasprintf("%s line %u: menuentry '%s' uses %s: "
+			return gbody_error(b, str_printf("%s line %u: menuentry '%s' uses %s: "
 						       "not a Linux entry", f->where, c->line,
 						       b->title, cmd));
 	if (!strcmp(cmd, "configfile") || !strcmp(cmd, "source"))
-		return gbody_error(b, xasprintf("%s line %u: menuentry '%s': %s inside an entry "
+		return gbody_error(b, str_printf("%s line %u: menuentry '%s': %s inside an entry "
 					       "is not supported", f->where, c->line, b->title,
 					       cmd));
 	return 0;
@@ -1053,7 +1040,7 @@ static int grun_block(struct grun *r, struct gfile *f, size_t *ci, const char *c
 		}
 		if (gcmd_is(f, *ci, "menuentry") || gcmd_is(f, *ci, "submenu")) {
 			if (r->mode == G_BODY) {
-				return gbody_error(r->body, xasprintf(
+				return gbody_error(r->body, str_printf(
 					"%s line %u: a menu entry inside menuentry '%s' is not supported",
 					f->where, c->line, r->body->title));
 			}
@@ -1069,10 +1056,10 @@ static int grun_block(struct grun *r, struct gfile *f, size_t *ci, const char *c
 			size_t e = gskip(f, *ci + 1, end, &matters);
 
 			if (e == f->nr_cmds)
-				return gfatal(r->st, xasprintf("%s line %u: a block that does not end",
+				return gfatal(r->st, str_printf("%s line %u: a block that does not end",
 							       f->where, c->line));
 			if (matters && r->mode == G_BODY)
-				return gbody_error(r->body, xasprintf(
+				return gbody_error(r->body, str_printf(
 					"%s line %u: menuentry '%s': a loop or function that sets the "
 					"kernel, initrd or root is not supported", f->where, c->line,
 					r->body->title));
@@ -1082,7 +1069,7 @@ static int grun_block(struct grun *r, struct gfile *f, size_t *ci, const char *c
 		if (gcmd_is(f, *ci, "fi") || gcmd_is(f, *ci, "done") || gcmd_is(f, *ci, "}") ||
 		    gcmd_is(f, *ci, "then") || gcmd_is(f, *ci, "else") || gcmd_is(f, *ci, "elif") ||
 		    gcmd_is(f, *ci, "do"))
-			return gfatal(r->st, xasprintf("%s line %u: a stray %.*s", f->where, c->line,
+			return gfatal(r->st, str_printf("%s line %u: a stray %.*s", f->where, c->line,
 						       (int)f->words[c->first].len,
 						       f->words[c->first].s));
 		ret = gargs_expand(r->st, r->vars, f, c, 0, &a, &why);
@@ -1132,7 +1119,7 @@ static struct gfile *gfile_add(struct gstate *st, char *text, size_t len, bool o
 	int ret;
 
 	if (st->nr_files == GRUB_MAX_FILES) {
-		*why = xasprintf("%s: more than %u configuration files", where, GRUB_MAX_FILES);
+		*why = str_printf("%s: more than %u configuration files", where, GRUB_MAX_FILES);
 		goto err_free;
 	}
 	f = calloc(1, sizeof(*f));
@@ -1149,7 +1136,7 @@ static struct gfile *gfile_add(struct gstate *st, char *text, size_t len, bool o
 	if (ret == -1)
 		st->oom = true;
 	if (ret == -2) {
-		char *w = xasprintf("%s %s", where, *why);
+		char *w = str_printf("%s %s", where, *why);
 
 		free(*why);
 		*why = w;
@@ -1174,7 +1161,7 @@ static int grun_include(struct grun *r, const char *arg, const struct gfile *f,
 	int ret = 0;
 
 	if (r->file_depth >= 4)
-		return gfatal(st, xasprintf("%s line %u: configfile nested more than 4 deep",
+		return gfatal(st, str_printf("%s line %u: configfile nested more than 4 deep",
 					    f->where, c->line));
 	if (!st->host->read)
 		return 0;
@@ -1184,14 +1171,14 @@ static int grun_include(struct grun *r, const char *arg, const struct gfile *f,
 		log_debug("%s line %u: configfile %s: cannot read it", f->where, c->line, arg);
 		goto out;
 	}
-	where = xasprintf("(%s)%s", dev, path);
+	where = str_printf("(%s)%s", dev, path);
 	if (!where) {
 		free(text);
 		ret = -1;
 		goto out;
 	}
 	if (len > DISKBOOT_GRUB_CFG_MAX || memchr(text, 0, len)) {
-		ret = gfatal(st, xasprintf("%s: larger than %u KiB or not text", where,
+		ret = gfatal(st, str_printf("%s: larger than %u KiB or not text", where,
 					   DISKBOOT_GRUB_CFG_MAX >> 10));
 		free(text);
 		free(where);
@@ -1338,12 +1325,12 @@ int grub_parse(const char *text, size_t len, const struct grub_host *host,
 	*def = -1;
 	if (len > DISKBOOT_GRUB_CFG_MAX)
 		return grub_error_entry(entries, nr, def, host,
-					xasprintf("%s: %zu bytes, larger than the %u KiB a grub.cfg "
+					str_printf("%s: %zu bytes, larger than the %u KiB a grub.cfg "
 						  "may be here", where, len,
 						  DISKBOOT_GRUB_CFG_MAX >> 10));
 	if (memchr(text, 0, len))
 		return grub_error_entry(entries, nr, def, host,
-					xasprintf("%s: a NUL byte: not a text file", where));
+					str_printf("%s: a NUL byte: not a text file", where));
 	/* What GRUB itself sets before it reads grub.cfg. */
 	static const char *const preset[][2] = {
 		{ "grub_platform", "pc" }, { "grub_cpu", "i386" },
@@ -1383,7 +1370,7 @@ int grub_parse(const char *text, size_t len, const struct grub_host *host,
 	if (st.nr_recs && *nr + st.nr_recs > DISKBOOT_MAX_ENTRIES) {
 		gstate_free(&st);
 		return grub_error_entry(entries, nr, def, host,
-					xasprintf("%s: too many menu entries", where));
+					str_printf("%s: too many menu entries", where));
 	}
 	struct diskboot_entry *p = realloc(*entries, (*nr + st.nr_recs + 1) * sizeof(*p));
 	if (!p)
@@ -1432,7 +1419,7 @@ int grub_parse(const char *text, size_t len, const struct grub_host *host,
 		e->error = b.error;
 		b.error = NULL;
 		if (!e->error && !e->kernel.path)
-			e->error = xasprintf("%s: menuentry '%s' has no linux line", where, e->title);
+			e->error = str_printf("%s: menuentry '%s' has no linux line", where, e->title);
 		(*nr)++;
 		gbody_free(&b);
 		if (!e->title || !e->where || !e->options || (!e->kernel.path && !e->error))
