@@ -1,6 +1,5 @@
 /* `bootvm initramfs`: parse the command line and build the archive. */
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,18 +76,8 @@ static const struct option initramfs_options_long[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-__attribute__((format(printf, 1, 2)))
-static int usage_error(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_error("initramfs: %s (see bootvm initramfs --help)", msg);
-	return CLI_USAGE;
-}
+/* One line naming the problem; returns the usage status. */
+#define usage_error(...) log_usage_error(CLI_USAGE, "initramfs", __VA_ARGS__)
 
 int cli_initramfs(int argc, char **argv)
 {

@@ -1,7 +1,6 @@
 /* bootvm-mkdisk: the program `bootvm mkdisk` execs (libarchive is linked here, not in bootvm). */
 #include <getopt.h>
 #include <locale.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,18 +85,8 @@ static const struct option mkdisk_options_long[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-__attribute__((format(printf, 1, 2)))
-static int usage_error(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_error("mkdisk: %s (see bootvm mkdisk --help)", msg);
-	return MKDISK_USAGE;
-}
+/* One line naming the problem; returns the usage status. */
+#define usage_error(...) log_usage_error(MKDISK_USAGE, "mkdisk", __VA_ARGS__)
 
 static bool hostname_valid(const char *s)
 {

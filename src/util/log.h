@@ -23,3 +23,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/*
+ * A bad command line of subcommand cmd: logs "CMD: MESSAGE (see bootvm CMD
+ * --help)" as one error and returns status, so a parser can
+ * `return log_usage_error(2, "mkdisk", "...", ...)`.
+ */
+int log_usage_error(int status, const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
