@@ -10,7 +10,7 @@ import os
 import re
 import sys
 
-CORE = {"bus", "memory", "irq", "thread", "ioloop", "device", "config", "exit_status"}
+CORE = {"bus", "memory", "irq", "thread", "ioloop", "device", "config", "exit_status", "timeline"}
 LAYERS = ["util", "core", "devices", "board", "vmm", "cli"]
 
 

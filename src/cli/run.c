@@ -1,5 +1,6 @@
 /* `bootvm run`: parse the command line into a vm_config and run the VM. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "util/size.h"
 #include "vmm/config.h"
 #include "vmm/run.h"
+#include "vmm/timeline.h"
 
 static const char run_help[] =
 "Usage: bootvm run --kernel FILE [OPTIONS]\n"
@@ -51,6 +53,10 @@ static const char run_help[] =
 "      --no-host-decompress boot a compressed bzImage through its own in-guest\n"
 "                           decompressor instead of decompressing it here\n"
 "      --stats              print timing and memory figures when the VM ends\n"
+"      --boot-timeline[=FILE]  when the VM ends, print when each boot phase happened\n"
+"                           (VM, memory, kernel, first KVM_RUN, console, Run /init,\n"
+"                           PCI, virtio kicks, DHCP lease, hostfwd, guest markers\n"
+"                           written to port 0x80, stop) on stderr, or as JSON to FILE\n"
 "  -v, --verbose            say more (repeat for debug output)\n"
 "  -h, --help               show this help\n"
 "\n"
@@ -74,6 +80,7 @@ enum {
 	OPT_STATS,
 	OPT_RNG,
 	OPT_BOOT_ENTRY,
+	OPT_BOOT_TIMELINE,
 };
 
 static const struct option run_options[] = {
@@ -89,6 +96,7 @@ static const struct option run_options[] = {
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "no-host-decompress", no_argument, NULL, OPT_NO_HOST_DECOMPRESS },
 	{ "stats", no_argument, NULL, OPT_STATS },
+	{ "boot-timeline", optional_argument, NULL, OPT_BOOT_TIMELINE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -145,8 +153,12 @@ static int parse_console(const char *arg, struct vm_config *cfg)
 	return 0;
 }
 
-/* Parse argv into cfg: 0, or CLI_USAGE (logged), or -1 for --help (printed). */
-static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
+/*
+ * Parse argv into cfg: 0, or CLI_USAGE (logged), or -1 for --help (printed).
+ * *timeline: NULL without --boot-timeline, "" for the table, else the JSON file.
+ */
+static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose,
+		     const char **timeline)
 {
 	int opt;
 
@@ -193,6 +205,12 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
 			break;
 		case OPT_NO_HOST_DECOMPRESS: cfg->host_decompress = false; break;
 		case OPT_STATS: cfg->stats = true; break;
+		case OPT_BOOT_TIMELINE:
+			if (optarg && !*optarg)
+				return log_usage_error(CLI_USAGE, "run",
+						       "--boot-timeline=: a file name is needed after '='");
+			*timeline = optarg ? optarg : "";
+			break;
 		case 'v': (*verbose)++; break;
 		case 'h':
 			fputs(run_help, stdout);
@@ -208,23 +226,51 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
 	return vm_config_validate(cfg) < 0 ? CLI_USAGE : 0;
 }
 
+/* --boot-timeline at exit: the table on stderr, or the JSON into tl_fd. */
+static int run_timeline_report(const char *path, int tl_fd, int status)
+{
+	if (tl_fd < 0) {
+		timeline_print_table(stderr);
+		return status;
+	}
+	if (timeline_write_json(tl_fd, path) < 0)
+		status = status ? status : 1;
+	if (close(tl_fd) < 0 && !status) {
+		log_error("%s: cannot write the boot timeline: %s", path, strerror(errno));
+		status = 1;
+	}
+	return status;
+}
+
 int cli_run(int argc, char **argv)
 {
 	struct vm_config cfg;
-	int verbose = 0, ret, fds[2] = { -1, -1 };
+	const char *timeline = NULL;
+	int verbose = 0, ret, fds[2] = { -1, -1 }, tl_fd = -1;
 
 	vm_config_init(&cfg);
-	ret = run_parse(argc, argv, &cfg, &verbose);
+	ret = run_parse(argc, argv, &cfg, &verbose, &timeline);
 	if (ret) {
 		vm_config_free(&cfg);
 		return ret < 0 ? 0 : ret;
 	}
 	if (verbose)
 		log_set_level(verbose > 1 ? LOG_DEBUG : LOG_INFO);
+	/* Opened first: a file that cannot be written fails before the guest runs. */
+	if (timeline && *timeline) {
+		tl_fd = open(timeline, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (tl_fd < 0) {
+			log_error("--boot-timeline '%s': %s", timeline, strerror(errno));
+			vm_config_free(&cfg);
+			return 1;
+		}
+	}
 	if (!cfg.kernel_path && cli_disk_kernel(&cfg, fds) < 0)
 		ret = 1;
 	else
 		ret = vmm_run(&cfg);
+	if (timeline)
+		ret = run_timeline_report(timeline, tl_fd, ret);
 	vm_config_free(&cfg);
 	for (int i = 0; i < 2; i++)
 		if (fds[i] >= 0)

@@ -9,6 +9,7 @@
 #include "util/aml.h"
 #include "util/log.h"
 #include "vmm/irq.h"
+#include "vmm/timeline.h"
 
 #define PCI_ECAM_SIZE		0x100000ULL	/* bus 0: 32 devices x 8 functions x 4 KiB */
 #define PCI_CAP_START		0x40		/* first byte after the type 0 header */
@@ -320,6 +321,7 @@ uint32_t pci_host_config_read(struct pci_host *h, unsigned int slot, unsigned in
 {
 	uint32_t v = size == 1 ? 0xff : size == 2 ? 0xffff : 0xffffffffU;
 
+	timeline_mark_once(TIMELINE_FIRST_PCI_CONFIG);
 	if (!pci_access_ok(reg, size))
 		return v;
 	pthread_mutex_lock(&h->lock);
@@ -332,6 +334,7 @@ uint32_t pci_host_config_read(struct pci_host *h, unsigned int slot, unsigned in
 void pci_host_config_write(struct pci_host *h, unsigned int slot, unsigned int reg,
 			   unsigned int size, uint32_t value)
 {
+	timeline_mark_once(TIMELINE_FIRST_PCI_CONFIG);
 	if (!pci_access_ok(reg, size))
 		return;
 	pthread_mutex_lock(&h->lock);

@@ -426,6 +426,7 @@ static void blk_on_kick(void *opaque, uint32_t events)
 	if (read(bq->kick_fd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: consumed already; look at the ring anyway */
 	}
+	virtio_note_kick(&bq->blk->vdev, bq->idx);
 	blk_queue_process(bq);
 }
 

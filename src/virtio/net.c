@@ -40,6 +40,7 @@
 #include "virtio/virtio.h"
 #include "virtio/virtqueue.h"
 #include "vmm/ioloop.h"
+#include "vmm/timeline.h"
 
 #define NET_RXQ		0
 #define NET_TXQ		1
@@ -375,6 +376,7 @@ static void rx_process(struct virtio_net *n)
 		}
 		switch (rx_place(n)) {
 		case RX_PLACED:
+			timeline_net_rx(n->rx_frame + NET_HDR_MAX, n->rx_len);
 			n->rx_have = false;
 			n->st.rx_frames++;
 			n->st.rx_bytes += n->rx_len;
@@ -565,6 +567,7 @@ static void net_on_rx_kick(void *opaque, uint32_t events)
 	struct virtio_net *n = opaque;
 
 	net_drain(n->kick_rx);
+	virtio_note_kick(&n->vdev, NET_RXQ);
 	rx_process(n);
 }
 
@@ -573,6 +576,7 @@ static void net_on_tx_kick(void *opaque, uint32_t events)
 	struct virtio_net *n = opaque;
 
 	net_drain(n->kick_tx);
+	virtio_note_kick(&n->vdev, NET_TXQ);
 	tx_process(n);
 }
 

@@ -152,6 +152,7 @@ static void rng_kick(void *opaque, uint32_t events)
 
 	(void)events;
 	rng_drain(rng->watched_kick);
+	virtio_note_kick(&rng->vdev, 0);
 	rng_serve(rng);
 }
 

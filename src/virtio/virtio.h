@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "virtio/virtqueue.h"
+#include "vmm/timeline.h"
 
 struct guest_mem;
 struct virtio_dev;
@@ -75,6 +76,7 @@ struct virtio_dev {
 	/* Set by the transport: raise the interrupt for a queue or the config. */
 	void (*notify)(struct virtio_dev *vdev, int queue);	/* queue -1: config change */
 	void *transport;
+	struct timeline_once kicked;	/* its first queue notification is on the timeline */
 };
 
 /* The device's interrupt for queue q, if the driver wants one (virtq_should_notify). */
@@ -87,6 +89,11 @@ void virtio_notify_config(struct virtio_dev *vdev);
  * nothing more until the driver resets the device. Any thread.
  */
 void virtio_dev_fail(struct virtio_dev *vdev, const char *why);
+/* The driver notified queue q (a kick fd fired): the first one goes on the boot timeline. */
+static inline void virtio_note_kick(struct virtio_dev *vdev, unsigned int q)
+{
+	timeline_mark_token(&vdev->kicked, TIMELINE_QUEUE_NOTIFY, "%s queue %u", vdev->name, q);
+}
 /* Whether a feature bit was negotiated. */
 static inline bool virtio_has_feature(const struct virtio_dev *vdev, unsigned int bit)
 {

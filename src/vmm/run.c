@@ -15,6 +15,7 @@
 #include "backends/console.h"
 #include "virtio/net.h"
 #include "util/log.h"
+#include "vmm/timeline.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -31,6 +32,7 @@ struct vmm {
 	bool machine_built;
 	struct console *console;
 	size_t panic_match;	/* bytes of panic_marker matched so far */
+	struct timeline_scan tl_scan;	/* the console's "Run /init" line */
 	struct timespec t_start;
 	double boot_ms;
 	sigset_t old_sigs;
@@ -61,6 +63,7 @@ static void run_console_observe(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct vmm *ctx = opaque;
 
+	timeline_console(&ctx->tl_scan, buf, len);
 	for (size_t i = 0; i < len && !ctx->vm.panic_seen; i++) {
 		if (buf[i] == (uint8_t)panic_marker[ctx->panic_match])
 			ctx->panic_match++;
@@ -216,6 +219,7 @@ struct vmm *vmm_build(const struct vm_config *cfg)
 		goto out_error;
 	if (run_take_signal(ctx, ctx->sig_fd))
 		goto out;
+	timeline_mark_oncef(TIMELINE_KERNEL_LOADED, "%s", plan.desc);
 	log_info("booting %s", plan.desc);
 	if (vm_create_vcpus(&ctx->vm, cfg->nr_cpus) < 0)
 		goto out_error;

@@ -12,6 +12,7 @@
 #include "arch/x86/arch.h"
 #include "util/log.h"
 #include "vmm/thread.h"
+#include "vmm/timeline.h"
 #include "vmm/vm.h"
 
 /* Interrupts KVM_RUN; the handler does nothing, EINTR is the point. */
@@ -167,6 +168,7 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 
+	timeline_mark_oncef(TIMELINE_FIRST_KVM_RUN, "vcpu%u", vcpu->id);
 	while (!vm_is_stopping(vcpu->vm)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

@@ -15,6 +15,7 @@
 #include "arch/x86/layout.h"
 #include "util/log.h"
 #include "util/size.h"
+#include "vmm/timeline.h"
 #include "vmm/vcpu.h"
 
 #define KVM_CPUID_MAX_ENTRIES 256
@@ -76,6 +77,8 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *why)
 	pthread_mutex_unlock(&vm->stop_lock);
 	if (!first)
 		return;
+	timeline_mark_oncef(TIMELINE_VM_STOP, "%s%s%s%s, exit status %d", vm_stop_reason_name(reason),
+			    *vm->stop_why ? " (" : "", vm->stop_why, *vm->stop_why ? ")" : "", reason);
 
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* the counter is already non-zero: the waiter will wake */
@@ -190,6 +193,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		log_error("KVM_CREATE_VM: %s", strerror(errno));
 		goto err;
 	}
+	timeline_mark_once(TIMELINE_VM_CREATED);
 	if (vm_get_supported_cpuid(vm) < 0)
 		goto err;
 	/*
@@ -200,6 +204,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		goto err;
 	if (vm_set_memory(vm) < 0)
 		goto err;
+	timeline_mark_oncef(TIMELINE_MEMORY_READY, "%llu MiB", (unsigned long long)(cfg->mem_size >> 20));
 	if (arch_vm_init(vm->vm_fd, &vm->irq) < 0)
 		goto err;
 	return 0;

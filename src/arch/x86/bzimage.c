@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "util/decompress.h"
+#include "vmm/timeline.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/loader.h"
 #include "util/log.h"
@@ -65,6 +66,8 @@ static int bzimage_host_decompress(const struct loader *ld, struct kernel_image 
 	int ret = decompress_buffer(fmt, payload, payload_len, hint, (size_t)cap, &elf,
 				    &elf_size, &why);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (!ret)
+		timeline_mark_oncef(TIMELINE_KERNEL_DECOMPRESSED, "%s, %zu bytes", name, elf_size);
 	if (ret == DECOMPRESS_ERR_TOO_BIG) {
 		log_error("kernel '%s': its %s payload decompresses to more than %s%s", ld->path,
 			  name, size_format(cap, sz, sizeof(sz)),

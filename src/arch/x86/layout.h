@@ -35,6 +35,7 @@
 
 /* Port I/O. */
 #define PORT_I8042_DATA		0x60
+#define PORT_DEBUG		0x80		/* guest markers on the boot timeline (POST code port) */
 #define PORT_I8042_CMD		0x64
 #define PORT_COM1		0x3f8
 #define PORT_PVPANIC		0x505		/* QEMU's pvpanic ISA port */
