@@ -168,7 +168,8 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 
-	timeline_mark_oncef(TIMELINE_FIRST_KVM_RUN, "vcpu%u", vcpu->id);
+	if (vcpu->id == 0)	/* the boot vCPU: the others wait for INIT/SIPI */
+		timeline_mark_oncef(TIMELINE_FIRST_KVM_RUN, "vcpu%u", vcpu->id);
 	while (!vm_is_stopping(vcpu->vm)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
