@@ -61,7 +61,7 @@ static int64_t t_us(struct json_object *ev)
 }
 
 /* How many events named `name`; the detail of the last one in *detail (until the next call). */
-static int count_named(const char *name, const char **detail, struct json_object **root_out)
+static int count_named(const char *name, const char **detail)
 {
 	static char last[TIMELINE_DETAIL_MAX];
 	struct json_object *root = parsed(), *a = events_of(root);
@@ -77,10 +77,7 @@ static int count_named(const char *name, const char **detail, struct json_object
 				*detail = last;
 		}
 	}
-	if (root_out)
-		*root_out = root;
-	else
-		json_object_put(root);
+	json_object_put(root);
 	return n;
 }
 
@@ -152,7 +149,7 @@ static void test_tokens_once_per_device(void **state)
 		timeline_mark_token(&blk, TIMELINE_QUEUE_NOTIFY, "virtio-blk0 queue %d", i);
 		timeline_mark_token(&net, TIMELINE_QUEUE_NOTIFY, "virtio-net0 queue %d", i + 1);
 	}
-	assert_int_equal(count_named("queue_notify", &detail, NULL), 2);
+	assert_int_equal(count_named("queue_notify", &detail), 2);
 	assert_string_equal(detail, "virtio-net0 queue 1");
 	assert_true(timeline_seen(TIMELINE_QUEUE_NOTIFY));
 }
@@ -200,7 +197,7 @@ static void test_markers_bounded(void **state)
 	assert_int_equal(dropped("guest_markers_dropped"), 1000 - TIMELINE_MAX_MARKERS);
 	/* Other events still get in after the markers ran out. */
 	timeline_mark_once(TIMELINE_VM_STOP);
-	assert_int_equal(count_named("vm_stop", NULL, NULL), 1);
+	assert_int_equal(count_named("vm_stop", NULL), 1);
 	bus_destroy(&pio);
 }
 
@@ -214,7 +211,7 @@ static void test_events_bounded(void **state)
 	memset(once, 0, sizeof(once));
 	for (unsigned int i = 0; i < TIMELINE_MAX_EVENTS + 10; i++)
 		timeline_mark_token(&once[i], TIMELINE_QUEUE_NOTIFY, "dev%u", i);
-	assert_int_equal(count_named("queue_notify", NULL, NULL), TIMELINE_MAX_EVENTS - 1);
+	assert_int_equal(count_named("queue_notify", NULL), TIMELINE_MAX_EVENTS - 1);
 	assert_int_equal(dropped("events_dropped"), 11);
 }
 
@@ -248,9 +245,9 @@ static void test_threads(void **state)
 		assert_int_equal(pthread_create(&t[i], NULL, hammer, &h), 0);
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
-	assert_int_equal(count_named("first_pci_config", NULL, NULL), 1);
-	assert_int_equal(count_named("queue_notify", NULL, NULL), 1);
-	assert_int_equal(count_named("guest_marker", NULL, NULL), TIMELINE_MAX_MARKERS);
+	assert_int_equal(count_named("first_pci_config", NULL), 1);
+	assert_int_equal(count_named("queue_notify", NULL), 1);
+	assert_int_equal(count_named("guest_marker", NULL), TIMELINE_MAX_MARKERS);
 	assert_int_equal(dropped("guest_markers_dropped"), 4 * 5000 - TIMELINE_MAX_MARKERS);
 }
 
@@ -278,8 +275,8 @@ static void test_console_run_init(void **state)
 
 		timeline_reset();
 		feed(&s, boot, chunk);
-		assert_int_equal(count_named("first_console_byte", NULL, NULL), 1);
-		assert_int_equal(count_named("run_init", &detail, NULL), 1);
+		assert_int_equal(count_named("first_console_byte", NULL), 1);
+		assert_int_equal(count_named("run_init", &detail), 1);
 		assert_string_equal(detail, "/init");
 	}
 
@@ -295,7 +292,7 @@ static void test_console_run_init(void **state)
 	feed(&s, "\n", 1);
 	assert_false(timeline_seen(TIMELINE_RUN_INIT));
 	feed(&s, "Run /sbin/init as init process\n", 5);
-	assert_int_equal(count_named("run_init", &detail, NULL), 1);
+	assert_int_equal(count_named("run_init", &detail), 1);
 	assert_string_equal(detail, "/sbin/init");
 	free(junk);
 }
@@ -397,11 +394,11 @@ static void test_net_dhcp_and_syn(void **state)
 	len = dhcp_frame(f, 5);
 	timeline_net_rx(f, len);
 	timeline_net_rx(f, len);
-	assert_int_equal(count_named("dhcp_lease", &detail, NULL), 1);
+	assert_int_equal(count_named("dhcp_lease", &detail), 1);
 	assert_string_equal(detail, "10.0.2.15 to 52:54:00:12:34:56");
 
 	timeline_net_rx(f, tcp_frame(f, 0x02));
-	assert_int_equal(count_named("forwarded_connection", &detail, NULL), 1);
+	assert_int_equal(count_named("forwarded_connection", &detail), 1);
 	assert_string_equal(detail, "tcp 10.0.2.2:40000 -> 10.0.2.15:22");
 	/* Random bytes never count. */
 	timeline_reset();
