@@ -437,6 +437,7 @@ void timeline_reset(void)
 	clock_gettime(CLOCK_MONOTONIC, &tl.t0);
 	atomic_store(&tl.once[TIMELINE_PROCESS_START], true);
 	timeline_add(TIMELINE_PROCESS_START, false, 0, "pid %ld", (long)getpid());
+	tl.entries[0].t_us = 0;		/* it is t0, not the clock read a moment after */
 	pthread_mutex_unlock(&tl.lock);
 }
 
