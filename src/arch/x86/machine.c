@@ -69,7 +69,8 @@ static int machine_add_legacy(struct machine *m)
 			"pvpanic") < 0)
 		return -1;
 	pvpanic_aml(&m->dsdt, PORT_PVPANIC);
-	if (bus_register(env->pio, PORT_DEBUG, TIMELINE_PORT_LEN, "debug-port", &timeline_port_ops, NULL) < 0)
+	if (bus_register(env->pio, PORT_DEBUG, TIMELINE_PORT_LEN, "debug-port", &timeline_port_ops,
+			 NULL) < 0)
 		return -1;
 	return 0;
 }
