@@ -165,7 +165,8 @@ static void test_markers_bounded(void **state)
 	(void)state;
 	timeline_reset();
 	bus_init(&pio, "pio");
-	assert_int_equal(bus_register(&pio, 0x80, TIMELINE_PORT_LEN, "debug-port", &timeline_port_ops, NULL), 0);
+	assert_int_equal(bus_register(&pio, 0x80, TIMELINE_PORT_LEN, "debug-port",
+				      &timeline_port_ops, NULL), 0);
 	for (unsigned int i = 0; i < 1000; i++) {
 		uint32_t v = 0x1200 + i;
 
