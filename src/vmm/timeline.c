@@ -79,6 +79,10 @@ static void timeline_add_locked(enum timeline_event ev, bool has_value, uint64_t
 	e->detail[0] = '\0';
 	if (fmt)
 		vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+	/* Details may carry guest bytes (the init path): no terminal escapes, valid UTF-8 JSON. */
+	for (char *p = e->detail; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
 }
 
 static void timeline_add(enum timeline_event ev, bool has_value, uint64_t value,

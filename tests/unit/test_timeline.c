@@ -296,6 +296,13 @@ static void test_console_run_init(void **state)
 	assert_int_equal(count_named("run_init", &detail), 1);
 	assert_string_equal(detail, "/sbin/init");
 	free(junk);
+
+	/* A guest's escape sequence in the path is not passed on to the terminal. */
+	memset(&s, 0, sizeof(s));
+	timeline_reset();
+	feed(&s, "Run /\033]0;owned\007init as init process\n", 7);
+	assert_int_equal(count_named("run_init", &detail), 1);
+	assert_string_equal(detail, "/?]0;owned?init");
 }
 
 /* ---- frames ---- */
@@ -413,7 +420,10 @@ static void test_net_dhcp_and_syn(void **state)
 	assert_false(timeline_seen(TIMELINE_DHCP_LEASE));
 }
 
-/* The file form: the same JSON, a trailing newline; a full disk is one error line. */
+/*
+ * The file form: the same JSON, a trailing newline, control and non-ASCII bytes (a guest's
+ * init path) as '?'; a full disk is one error line.
+ */
 static void test_write_json(void **state)
 {
 	struct helper_log log = { 0 };
@@ -423,7 +433,7 @@ static void test_write_json(void **state)
 
 	(void)state;
 	timeline_reset();
-	timeline_mark_oncef(TIMELINE_VM_STOP, "quote \" backslash \\ tab \t");
+	timeline_mark_oncef(TIMELINE_VM_STOP, "quote \" backslash \\ tab \t esc \033[2J \xff");
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	assert_true(fd >= 0);
 	assert_int_equal(timeline_write_json(fd, path), 0);
@@ -434,7 +444,7 @@ static void test_write_json(void **state)
 	struct json_object *root = json_tokener_parse(text), *a = events_of(root);
 	assert_int_equal(json_object_array_length(a), 2);
 	assert_string_equal(field(json_object_array_get_idx(a, 1), "detail"),
-			    "quote \" backslash \\ tab \t");
+			    "quote \" backslash \\ tab ? esc ?[2J ?");
 	json_object_put(root);
 	free(text);
 
