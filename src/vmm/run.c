@@ -166,7 +166,7 @@ static void run_on_signal(struct vmm *ctx, int sig, struct run_grace *g)
 	}
 	on = vmm_press_power_button(ctx);
 	if (on <= 0) {
-		run_stop_for_signal(ctx, sig, on ? "" : "; the guest ignores the power button");
+		run_stop_for_signal(ctx, sig, on ? "" : "; the guest has not enabled the power button");
 		return;
 	}
 	g->sig = sig;
