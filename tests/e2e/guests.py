@@ -678,7 +678,7 @@ def group_power():
                         p_err += os.read(p.stderr.fileno(), 4096)
                 os.write(master, b"\x01x")
             else:
-                read_pty(b"power: bye")
+                read_pty(b"power: bye interrupts=1")
             r = finish(p, args, t0, timeout=max(1, deadline - time.monotonic()))
             r.err = (p_err.decode(errors="replace") if append else "") + r.err
             text = buf.decode(errors="replace")
