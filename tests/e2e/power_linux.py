@@ -20,13 +20,13 @@ Hold the shared lock when running it: flock /work/wt/linux.lock meson test -C bu
 """
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 
+from guests import read_until
 from tap import plan, skip, tap
 from linux import BOOT_TIMEOUT, BOOTVM, BUSYBOX, COMPLAINTS, TEST_CMDLINE, TEST_KERNEL, \
     TEST_KERNEL_WHY
@@ -53,19 +53,6 @@ read sci x < %(ff)s/sci
 echo "CHECK pwrbtn_after=$n sci_after=$sci polls=$i"; echo "STATE after=[$state]"
 echo "POWER-TEST button event: powering off"
 """ % {"ff": FF, "limit": 2 * GRACE}
-
-
-def read_until(p, pattern, deadline):
-    buf = b""
-    while pattern not in buf and time.monotonic() < deadline:
-        ready, _, _ = select.select([p.stdout], [], [], max(0, deadline - time.monotonic()))
-        if not ready:
-            break
-        chunk = os.read(p.stdout.fileno(), 65536)
-        if not chunk:
-            break
-        buf += chunk
-    return buf
 
 
 def checks(out):

@@ -16,7 +16,6 @@
 #include "runtime.h"
 
 #define POWER_VECTOR	0x49
-#define IOAPIC_BASE	0xfec00000ULL
 
 #define FADT_SCI_INT		46
 #define FADT_PM1A_EVT_BLK	56
@@ -28,18 +27,6 @@
 static uint16_t pm1_sts, pm1_en;
 static volatile uint32_t interrupts;
 static volatile uint16_t sts_seen, en_seen, sts_after;
-
-static void ioapic_write(uint32_t reg, uint32_t v)
-{
-	mmio_write32(IOAPIC_BASE, reg);
-	mmio_write32(IOAPIC_BASE + 0x10, v);
-}
-
-static uint32_t ioapic_read(uint32_t reg)
-{
-	mmio_write32(IOAPIC_BASE, reg);
-	return mmio_read32(IOAPIC_BASE + 0x10);
-}
 
 __attribute__((interrupt)) static void sci_isr(struct interrupt_frame *f)
 {
@@ -56,11 +43,6 @@ __attribute__((interrupt)) static void sci_isr(struct interrupt_frame *f)
 	if (interrupts == 1)
 		sts_after = inw(pm1_sts);
 	x2apic_eoi();
-}
-
-__attribute__((interrupt)) static void spurious_isr(struct interrupt_frame *f)
-{
-	(void)f;
 }
 
 /* The MADT's override for ISA IRQ irq: its GSI and MPS flags (GSI = irq, flags 0 without one). */
@@ -120,18 +102,9 @@ void guest_main(void)
 	pm1_sts = (uint16_t)evt;
 	pm1_en = (uint16_t)(evt + evt_len / 2);
 
-	idt_init();
-	idt_set_gate(POWER_VECTOR, sci_isr);
-	idt_set_gate(0xff, spurious_isr);
-	outb(0x21, 0xff);			/* mask the 8259s: the IOAPIC delivers */
-	outb(0xa1, 0xff);
-	if (!x2apic_enable()) {
-		print("power: FAIL no x2APIC\n");
+	if (!ioapic_mode_init("power: FAIL"))
 		return;
-	}
-	wrmsr(X2APIC_TPR, 0);
-	wrmsr(X2APIC_LVT_LINT0, 1u << 16);	/* masked */
-	wrmsr(X2APIC_SVR, 0x1ff);
+	idt_set_gate(POWER_VECTOR, sci_isr);
 
 	/* Fixed delivery to APIC 0, trigger and polarity as the override says. */
 	uint32_t low_word = POWER_VECTOR | (edge ? 0 : 1u << 15) | (low ? 1u << 13 : 0);
