@@ -320,7 +320,7 @@ int vmm_start(struct vmm *ctx)
 		vm_request_stop(&ctx->vm, VM_STOP_ERROR, NULL);
 		return -1;
 	}
-	ctx->started = true;
+	__atomic_store_n(&ctx->started, true, __ATOMIC_RELEASE);	/* vmm_pause() reads it */
 	ctx->boot_ms = ms_since(&ctx->t_start);
 	if (run_take_signal(ctx, ctx->sig_fd) || vm_start_vcpus(&ctx->vm) < 0)
 		return -1;
@@ -342,6 +342,32 @@ int vmm_press_power_button(struct vmm *ctx)
 		ret = machine_press_power_button(&ctx->machine);
 	pthread_mutex_unlock(&ctx->vm.stop_lock);
 	return ret;
+}
+
+static bool run_is_running(struct vmm *ctx)
+{
+	return __atomic_load_n(&ctx->started, __ATOMIC_ACQUIRE) && !vm_is_stopping(&ctx->vm);
+}
+
+int vmm_pause(struct vmm *ctx)
+{
+	if (!run_is_running(ctx))
+		return -1;
+	vm_pause_vcpus(&ctx->vm);
+	return vm_is_stopping(&ctx->vm) ? -1 : 0;
+}
+
+int vmm_resume(struct vmm *ctx)
+{
+	if (!run_is_running(ctx))
+		return -1;
+	vm_resume_vcpus(&ctx->vm);
+	return 0;
+}
+
+bool vmm_is_paused(struct vmm *ctx)
+{
+	return vm_is_paused(&ctx->vm);
 }
 
 int vmm_stop(struct vmm *ctx)

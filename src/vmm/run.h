@@ -4,6 +4,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 #include "vmm/config.h"
 
 struct vmm;
@@ -32,6 +34,16 @@ void vmm_wait(struct vmm *vmm);
  * latched; -1: the VM is stopping or was not built.
  */
 int vmm_press_power_button(struct vmm *vmm);
+/*
+ * Pause the vCPUs (they leave KVM_RUN and wait; devices go on serving what
+ * is in flight) and resume them. Any thread but a vCPU's, after vmm_start()
+ * until vmm_stop(); pausing returns once every vCPU is parked. A stop
+ * (guest, signal, console) still ends a paused VM. 0, or -1 when the VM
+ * is not running (not started, or stopping).
+ */
+int vmm_pause(struct vmm *vmm);
+int vmm_resume(struct vmm *vmm);
+bool vmm_is_paused(struct vmm *vmm);
 /* Stop everything, free it, and return the exit status (see vmm/exit_status.h). */
 int vmm_stop(struct vmm *vmm);
 
