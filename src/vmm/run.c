@@ -171,7 +171,7 @@ static void run_on_signal(struct vmm *ctx, int sig, struct run_grace *g)
 	}
 	g->sig = sig;
 	g->deadline_ms = time_now_ms() + (long)ms;
-	log_info("signal %s: pressed the ACPI power button; waiting up to %.3g s for the guest "
+	log_info("signal %s: pressed the ACPI power button; waiting up to %g s for the guest "
 		 "to power off (the signal again stops it now)", strsignal(sig), ms / 1000.0);
 }
 
@@ -193,7 +193,7 @@ static void run_wait(struct vmm *ctx, int sig_fd)
 			if (left <= 0) {
 				char more[40];
 
-				snprintf(more, sizeof(more), "; no power-off within %.3g s",
+				snprintf(more, sizeof(more), "; no power-off within %g s",
 					 ctx->cfg->shutdown_grace_ms / 1000.0);
 				run_stop_for_signal(ctx, grace.sig, more);
 				break;
