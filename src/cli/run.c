@@ -57,11 +57,17 @@ static const char run_help[] =
 "                           (VM, memory, kernel, first KVM_RUN, console, Run /init,\n"
 "                           PCI, virtio kicks, DHCP lease, hostfwd, guest markers\n"
 "                           written to port 0x80, stop) on stderr, or as JSON to FILE\n"
+"      --shutdown-grace SECONDS  SIGTERM or SIGINT presses the guest's ACPI power\n"
+"                           button and waits this long for it to power off (exit\n"
+"                           status 0), then stops it as without (128+N); a second\n"
+"                           signal, or a guest that has not enabled the button,\n"
+"                           stops it at once. Default 0: signals stop it at once\n"
 "  -v, --verbose            say more (repeat for debug output)\n"
 "  -h, --help               show this help\n"
 "\n"
 "Console: with a terminal on stdin, keys go to the guest in raw mode.\n"
-"  Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A h lists the keys.\n"
+"  Ctrl-A x quits, Ctrl-A p presses the guest's ACPI power button,\n"
+"  Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A h lists the keys.\n"
 "\n"
 "Exit status:\n"
 "  0    the guest powered off (ACPI S5)\n"
@@ -72,7 +78,8 @@ static const char run_help[] =
 "  5    the guest kernel panicked (pvpanic, or a panic message then a reset)\n"
 "  6    KVM internal error (registers are printed)\n"
 "  7    quit with Ctrl-A x\n"
-"  128+N  bootvm got signal N (130 for SIGINT, 143 for SIGTERM)\n";
+"  128+N  bootvm got signal N (130 for SIGINT, 143 for SIGTERM); with\n"
+"         --shutdown-grace, the guest did not power off in time\n";
 
 enum {
 	OPT_CONSOLE = 0x100,
@@ -81,6 +88,7 @@ enum {
 	OPT_RNG,
 	OPT_BOOT_ENTRY,
 	OPT_BOOT_TIMELINE,
+	OPT_SHUTDOWN_GRACE,
 };
 
 static const struct option run_options[] = {
@@ -97,6 +105,7 @@ static const struct option run_options[] = {
 	{ "no-host-decompress", no_argument, NULL, OPT_NO_HOST_DECOMPRESS },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "boot-timeline", optional_argument, NULL, OPT_BOOT_TIMELINE },
+	{ "shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -134,6 +143,24 @@ static int parse_cpus(const char *arg, unsigned int *out)
 		return -1;
 	}
 	*out = (unsigned int)v;
+	return 0;
+}
+
+/* Seconds, with up to three decimals: 60, 2.5, 0 (off). */
+static int parse_grace(const char *arg, unsigned int *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || end == arg || *end || !(v >= 0) || v * 1000 > VM_MAX_SHUTDOWN_GRACE_MS ||
+	    (arg[0] < '0' || arg[0] > '9')) {
+		log_error("--shutdown-grace '%s': not a number of seconds from 0 to %u", arg,
+			  VM_MAX_SHUTDOWN_GRACE_MS / 1000);
+		return -1;
+	}
+	*ms = (unsigned int)(v * 1000 + 0.5);
 	return 0;
 }
 
@@ -210,6 +237,9 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose,
 				return log_usage_error(CLI_USAGE, "run",
 						       "--boot-timeline=: a file name is needed after '='");
 			*timeline = optarg ? optarg : "";
+		case OPT_SHUTDOWN_GRACE:
+			if (parse_grace(optarg, &cfg->shutdown_grace_ms) < 0)
+				return CLI_USAGE;
 			break;
 		case 'v': (*verbose)++; break;
 		case 'h':

@@ -171,6 +171,9 @@ static void *vcpu_thread(void *arg)
 	if (vcpu->id == 0)	/* the boot vCPU: the others wait for INIT/SIPI */
 		timeline_mark_oncef(TIMELINE_FIRST_KVM_RUN, "vcpu%u", vcpu->id);
 	while (!vm_is_stopping(vcpu->vm)) {
+		vm_vcpu_park(vcpu->vm);
+		if (vm_is_stopping(vcpu->vm))
+			break;
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				/* Atomic with the kicker's store: a kick is never lost, so the stop is seen. */
