@@ -237,6 +237,7 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose,
 				return log_usage_error(CLI_USAGE, "run",
 						       "--boot-timeline=: a file name is needed after '='");
 			*timeline = optarg ? optarg : "";
+			break;
 		case OPT_SHUTDOWN_GRACE:
 			if (parse_grace(optarg, &cfg->shutdown_grace_ms) < 0)
 				return CLI_USAGE;
