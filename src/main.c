@@ -92,7 +92,11 @@ static int run_command(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* Room for the longest --help, so a write error surfaces in stdout_done() with its errno. */
+	static char stdout_buf[16384];
+
 	if (std_fds_open() < 0)
 		return 1;
+	setvbuf(stdout, stdout_buf, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, sizeof(stdout_buf));
 	return stdout_done(run_command(argc, argv));
 }
