@@ -2,12 +2,24 @@
 #pragma once
 
 int cli_run(int argc, char **argv);
+/* `bootvm qemu` (also bootvm started as qemu-system-x86_64): QEMU's command line. */
+int cli_qemu(int argc, char **argv);
 int cli_initramfs(int argc, char **argv);
 /* Execs bootvm-mkdisk (see tools/mkdisk.h) with argv. */
 int cli_mkdisk(int argc, char **argv);
 int cli_disk_info(int argc, char **argv);
 
 struct vm_config;
+/*
+ * Run a parsed and validated cfg as `bootvm run` does (-v given verbose
+ * times; a kernel from the first disk when cfg has none); the exit status.
+ */
+int cli_run_config(struct vm_config *cfg, int verbose);
+/*
+ * QEMU's argv (argv[0] the program) into cfg: 0, CLI_USAGE (logged), or -1
+ * when --help or -version was printed. *verbose counts -v.
+ */
+int cli_qemu_parse(int argc, char **argv, struct vm_config *cfg, int *verbose);
 /*
  * For `run` without --kernel: find the kernel inside cfg's first disk, put it
  * and its initrd in memfds (fds[0], fds[1], -1 when none; the caller closes

@@ -208,26 +208,33 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
 	return vm_config_validate(cfg) < 0 ? CLI_USAGE : 0;
 }
 
-int cli_run(int argc, char **argv)
+int cli_run_config(struct vm_config *cfg, int verbose)
 {
-	struct vm_config cfg;
-	int verbose = 0, ret, fds[2] = { -1, -1 };
+	int ret, fds[2] = { -1, -1 };
 
-	vm_config_init(&cfg);
-	ret = run_parse(argc, argv, &cfg, &verbose);
-	if (ret) {
-		vm_config_free(&cfg);
-		return ret < 0 ? 0 : ret;
-	}
 	if (verbose)
 		log_set_level(verbose > 1 ? LOG_DEBUG : LOG_INFO);
-	if (!cfg.kernel_path && cli_disk_kernel(&cfg, fds) < 0)
+	if (!cfg->kernel_path && cli_disk_kernel(cfg, fds) < 0)
 		ret = 1;
 	else
-		ret = vmm_run(&cfg);
-	vm_config_free(&cfg);
+		ret = vmm_run(cfg);
 	for (int i = 0; i < 2; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	return ret;
+}
+
+int cli_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	int verbose = 0, ret;
+
+	vm_config_init(&cfg);
+	ret = run_parse(argc, argv, &cfg, &verbose);
+	if (!ret)
+		ret = cli_run_config(&cfg, verbose);
+	else if (ret < 0)
+		ret = 0;
+	vm_config_free(&cfg);
 	return ret;
 }
