@@ -1222,10 +1222,11 @@ int cli_qemu_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
 	if (qemu_finish(&c) < 0)
 		goto out;
 	ret = 0;
-	if (*verbose)
+	if (*verbose) {
 		log_set_level(*verbose > 1 ? LOG_DEBUG : LOG_INFO);
-	for (unsigned int i = 0; i < c.nr_notes; i++)
-		log_info("qemu: %s", c.notes[i]);
+		for (unsigned int i = 0; i < c.nr_notes; i++)
+			log_info("qemu: %s", c.notes[i]);
+	}
 out:
 	qemu_ctx_free(&c);
 	return ret;
