@@ -11,10 +11,15 @@ int cli_disk_info(int argc, char **argv);
 
 struct vm_config;
 /*
- * Run a parsed and validated cfg as `bootvm run` does (-v given verbose
- * times; a kernel from the first disk when cfg has none); the exit status.
+ * A command line parser: argv into cfg (fresh from vm_config_init()), *verbose
+ * counting -v; 0, CLI_USAGE (logged), or -1 when it printed --help.
  */
-int cli_run_config(struct vm_config *cfg, int verbose);
+typedef int cli_parse_fn(int argc, char **argv, struct vm_config *cfg, int *verbose);
+/*
+ * Parse argv with parse, then run the VM as `bootvm run` does (a kernel from
+ * the first disk when cfg has none): the exit status (0 after --help).
+ */
+int cli_parse_and_run(cli_parse_fn *parse, int argc, char **argv);
 /*
  * QEMU's argv (argv[0] the program) into cfg: 0, CLI_USAGE (logged), or -1
  * when --help or -version was printed. *verbose counts -v.

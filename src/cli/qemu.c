@@ -1234,15 +1234,5 @@ out:
 
 int cli_qemu(int argc, char **argv)
 {
-	struct vm_config cfg;
-	int verbose = 0, ret;
-
-	vm_config_init(&cfg);
-	ret = cli_qemu_parse(argc, argv, &cfg, &verbose);
-	if (!ret)
-		ret = cli_run_config(&cfg, verbose);
-	else if (ret < 0)
-		ret = 0;
-	vm_config_free(&cfg);
-	return ret;
+	return cli_parse_and_run(cli_qemu_parse, argc, argv);
 }

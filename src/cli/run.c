@@ -63,7 +63,8 @@ static const char run_help[] =
 "  2    bad command line\n"
 "  3    the guest reset the machine (i8042 or ACPI reset register)\n"
 "  4    the guest triple-faulted\n"
-"  5    the guest kernel panicked (pvpanic, or a panic message then a reset)\n"
+"  5    the guest kernel panicked (pvpanic, or a panic message then a reset\n"
+"       or a triple fault)\n"
 "  6    KVM internal error (registers are printed)\n"
 "  7    quit with Ctrl-A x\n"
 "  128+N  bootvm got signal N (130 for SIGINT, 143 for SIGTERM)\n";
@@ -208,7 +209,8 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
 	return vm_config_validate(cfg) < 0 ? CLI_USAGE : 0;
 }
 
-int cli_run_config(struct vm_config *cfg, int verbose)
+/* A parsed and validated cfg run as `bootvm run` runs it: the exit status. */
+static int run_config(struct vm_config *cfg, int verbose)
 {
 	int ret, fds[2] = { -1, -1 };
 
@@ -224,17 +226,22 @@ int cli_run_config(struct vm_config *cfg, int verbose)
 	return ret;
 }
 
-int cli_run(int argc, char **argv)
+int cli_parse_and_run(cli_parse_fn *parse, int argc, char **argv)
 {
 	struct vm_config cfg;
 	int verbose = 0, ret;
 
 	vm_config_init(&cfg);
-	ret = run_parse(argc, argv, &cfg, &verbose);
+	ret = parse(argc, argv, &cfg, &verbose);
 	if (!ret)
-		ret = cli_run_config(&cfg, verbose);
+		ret = run_config(&cfg, verbose);
 	else if (ret < 0)
 		ret = 0;
 	vm_config_free(&cfg);
 	return ret;
+}
+
+int cli_run(int argc, char **argv)
+{
+	return cli_parse_and_run(run_parse, argc, argv);
 }
