@@ -32,7 +32,8 @@ static const char qemu_help[] =
 "Boot:\n"
 "  -kernel FILE -initrd FILE -append TEXT   as run's --kernel, --initrd, --append\n"
 "      without -kernel, the kernel inside the first disk boots (as bootvm run\n"
-"      --disk IMAGE does; -bios and -boot are then not needed)\n"
+"      --disk IMAGE does; -append is added to its command line; -bios and\n"
+"      -boot are not needed)\n"
 "  -m SIZE | -m size=SIZE[,slots=N,maxmem=SIZE]   RAM: 256 (MiB), 256M, 2G\n"
 "      (default 128M, as QEMU's)\n"
 "  -smp N | -smp [cpus=N][,maxcpus=N][,sockets=S][,dies=D][,clusters=C]\n"
@@ -327,7 +328,8 @@ static int opt_smp(struct qemu_ctx *c, const char *opt, const char *arg)
 			ret = qemu_usage("%s: %s=0: must be at least 1", opt, k);
 			continue;
 		}
-		product *= v;
+		/* Saturated: anything above VM_MAX_CPUS is refused below anyway. */
+		product = product * v > 65536 ? 65536 : product * v;
 		topo_given = true;
 		/* sockets, cores, threads: given all three, cpus must fit in them. */
 		sockets |= t == 0;

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,9 @@ static void test_smp(void **state)
 	       ARGS(K, "-smp", "cpus=8,sockets=1,cores=2,threads=2"));
 	refuse("maxcpus=1 is less than cpus=2", ARGS(K, "-smp", "2,maxcpus=1"));
 	refuse("256 vCPUs: not from 1 to 255", ARGS(K, "-smp", "256"));
+	refuse("vCPUs: not from 1 to 255", ARGS(K, "-smp", "sockets=4096,dies=4096,clusters=4096,cores=4096,threads=4096"));
+	refuse("-smp: threads='99999999999999999999': not a number from 0 to 4096",
+	       ARGS(K, "-smp", "threads=99999999999999999999"));
 	refuse("-smp: cpus='x': not a number", ARGS(K, "-smp", "x"));
 	refuse("-smp: cores=0: must be at least 1", ARGS(K, "-smp", "cores=0"));
 	refuse("-smp: 'foo' is not supported", ARGS(K, "-smp", "2,foo=1"));
@@ -325,6 +329,22 @@ static void test_console_machine_misc(void **state)
 	assert_int_equal(p.ret, 0);
 	assert_int_equal(p.log.warnings, 1);
 	assert_non_null(strstr(p.log.last_warning, "the host's CPU (as -cpu host)"));
+	done(&p);
+
+	/* The QEMU command this project's own network benchmark runs. */
+	parse(&p, ARGS("-enable-kvm", "-M", "microvm,pcie=on", "-cpu", "qemu64,-cx16,+xsaveerptr",
+		       "-smp", "1", "-m", "256M", "-name", "bench,debug-threads=on", "-nodefaults",
+		       "-no-user-config", "-display", "none", "-serial", "stdio", "-monitor", "none",
+		       "-kernel", "vmlinux", "-initrd", "initrd.cpio", "-append", "console=ttyS0 ip=:::::eth0:dhcp",
+		       "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:35019-:5001",
+		       "-device", "virtio-net-pci,netdev=n0"));
+	assert_int_equal(p.ret, 0);
+	assert_int_equal(p.log.errors, 0);
+	assert_int_equal(p.log.warnings, 1);	/* -cpu qemu64 */
+	assert_int_equal(p.cfg.nr_nets, 1);
+	assert_int_equal(p.cfg.nets[0].fwd[0].host_port, 35019);
+	assert_int_equal(p.cfg.nets[0].fwd[0].host_addr, htonl(0x7f000001));
+	assert_int_equal(p.cfg.nets[0].fwd[0].guest_port, 5001);
 	done(&p);
 
 	refuse("-serial pty: not supported", ARGS(K, "-serial", "pty"));
