@@ -21,6 +21,7 @@ static const struct {
 	{ "initramfs", cli_initramfs, "build an initramfs (cpio) from a directory" },
 	{ "mkdisk", cli_mkdisk, "build an ext4 disk image from tar archives or directories" },
 	{ "disk-info", cli_disk_info, "show a disk image's partitions and the kernel it boots" },
+	{ "qemu", cli_qemu, "run a QEMU command line (also as qemu-system-x86_64)" },
 };
 
 static void usage(FILE *out)
@@ -70,6 +71,12 @@ static int stdout_done(int status)
 
 static int run_command(int argc, char **argv)
 {
+	/* Installed (or symlinked) as QEMU, bootvm takes QEMU's command line. */
+	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
+
+	base = base ? base + 1 : argc > 0 ? argv[0] : "";
+	if (!strcmp(base, "qemu-system-x86_64"))
+		return cli_qemu(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return CLI_USAGE;

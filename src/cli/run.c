@@ -75,7 +75,8 @@ static const char run_help[] =
 "  2    bad command line\n"
 "  3    the guest reset the machine (i8042 or ACPI reset register)\n"
 "  4    the guest triple-faulted\n"
-"  5    the guest kernel panicked (pvpanic, or a panic message then a reset)\n"
+"  5    the guest kernel panicked (pvpanic, or a panic message then a reset\n"
+"       or a triple fault)\n"
 "  6    KVM internal error (registers are printed)\n"
 "  7    quit with Ctrl-A x\n"
 "  128+N  bootvm got signal N (130 for SIGINT, 143 for SIGTERM); with\n"
@@ -182,10 +183,8 @@ static int parse_console(const char *arg, struct vm_config *cfg)
 
 /*
  * Parse argv into cfg: 0, or CLI_USAGE (logged), or -1 for --help (printed).
- * *timeline: NULL without --boot-timeline, "" for the table, else the JSON file.
  */
-static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose,
-		     const char **timeline)
+static int run_parse(int argc, char **argv, struct vm_config *cfg, struct cli_run_opts *opts)
 {
 	int opt;
 
@@ -236,13 +235,13 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose,
 			if (optarg && !*optarg)
 				return log_usage_error(CLI_USAGE, "run",
 						       "--boot-timeline=: a file name is needed after '='");
-			*timeline = optarg ? optarg : "";
+			opts->timeline = optarg ? optarg : "";
 			break;
 		case OPT_SHUTDOWN_GRACE:
 			if (parse_grace(optarg, &cfg->shutdown_grace_ms) < 0)
 				return CLI_USAGE;
 			break;
-		case 'v': (*verbose)++; break;
+		case 'v': opts->verbose++; break;
 		case 'h':
 			fputs(run_help, stdout);
 			return -1;
@@ -273,38 +272,50 @@ static int run_timeline_report(const char *path, int tl_fd, int status)
 	return status;
 }
 
-int cli_run(int argc, char **argv)
+/* A parsed and validated cfg run as `bootvm run` runs it: the exit status. */
+static int run_config(struct vm_config *cfg, const struct cli_run_opts *opts)
 {
-	struct vm_config cfg;
-	const char *timeline = NULL;
-	int verbose = 0, ret, fds[2] = { -1, -1 }, tl_fd = -1;
+	int ret, fds[2] = { -1, -1 }, tl_fd = -1;
 
-	vm_config_init(&cfg);
-	ret = run_parse(argc, argv, &cfg, &verbose, &timeline);
-	if (ret) {
-		vm_config_free(&cfg);
-		return ret < 0 ? 0 : ret;
-	}
-	if (verbose)
-		log_set_level(verbose > 1 ? LOG_DEBUG : LOG_INFO);
+	if (opts->verbose)
+		log_set_level(opts->verbose > 1 ? LOG_DEBUG : LOG_INFO);
 	/* Opened first: a file that cannot be written fails before the guest runs. */
-	if (timeline && *timeline) {
-		tl_fd = open(timeline, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (opts->timeline && *opts->timeline) {
+		tl_fd = open(opts->timeline, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (tl_fd < 0) {
-			log_error("--boot-timeline '%s': %s", timeline, strerror(errno));
-			vm_config_free(&cfg);
+			log_error("--boot-timeline '%s': %s", opts->timeline, strerror(errno));
 			return 1;
 		}
 	}
-	if (!cfg.kernel_path && cli_disk_kernel(&cfg, fds) < 0)
+	if (!cfg->kernel_path && cli_disk_kernel(cfg, fds) < 0)
 		ret = 1;
 	else
-		ret = vmm_run(&cfg);
-	if (timeline)
-		ret = run_timeline_report(timeline, tl_fd, ret);
-	vm_config_free(&cfg);
+		ret = vmm_run(cfg);
+	if (opts->timeline)
+		ret = run_timeline_report(opts->timeline, tl_fd, ret);
 	for (int i = 0; i < 2; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	return ret;
+}
+
+int cli_parse_and_run(cli_parse_fn *parse, int argc, char **argv)
+{
+	struct vm_config cfg;
+	struct cli_run_opts opts = { 0 };
+	int ret;
+
+	vm_config_init(&cfg);
+	ret = parse(argc, argv, &cfg, &opts);
+	if (!ret)
+		ret = run_config(&cfg, &opts);
+	else if (ret < 0)
+		ret = 0;
+	vm_config_free(&cfg);
+	return ret;
+}
+
+int cli_run(int argc, char **argv)
+{
+	return cli_parse_and_run(run_parse, argc, argv);
 }

@@ -56,8 +56,7 @@ int vm_config_set(struct vm_config *cfg, const char **field, const char *value)
 	return 0;
 }
 
-/* on/off (also yes/no, true/false, 1/0, as QEMU takes them). */
-static int config_bool(const char *opt, const char *key, const char *v, bool *out)
+int vm_config_bool(const char *opt, const char *key, const char *v, bool *out)
 {
 	if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
 		*out = true;
@@ -70,11 +69,7 @@ static int config_bool(const char *opt, const char *key, const char *v, bool *ou
 	return 0;
 }
 
-/*
- * The next comma-separated field of *p into a new string, ",," standing for
- * a comma. NULL when out of memory.
- */
-static char *config_next_field(const char **p)
+char *vm_config_next_field(const char **p)
 {
 	const char *s = *p;
 	size_t n = 0;
@@ -108,9 +103,9 @@ static int config_disk_option(struct vm_disk_config *d, const char *spec, char *
 	*eq = 0;
 	v = eq + 1;
 	if (!strcmp(kv, "ro") || !strcmp(kv, "readonly"))
-		return config_bool("--disk", kv, v, &d->readonly);
+		return vm_config_bool("--disk", kv, v, &d->readonly);
 	if (!strcmp(kv, "discard"))
-		return config_bool("--disk", kv, v, &d->discard);
+		return vm_config_bool("--disk", kv, v, &d->discard);
 	if (!strcmp(kv, "id") || !strcmp(kv, "serial")) {
 		if (strlen(v) > VM_DISK_SERIAL_MAX) {
 			log_error("--disk '%s': id '%s' is longer than %d characters", spec, v,
@@ -165,7 +160,7 @@ int vm_config_add_disk(struct vm_config *cfg, const char *spec)
 		log_error("--disk '%s': at most %d disks", spec, VM_MAX_DISKS);
 		return -1;
 	}
-	path = config_next_field(&p);
+	path = vm_config_next_field(&p);
 	if (!path) {
 		log_error("out of memory");
 		return -1;
@@ -175,7 +170,7 @@ int vm_config_add_disk(struct vm_config *cfg, const char *spec)
 		goto err_path;
 	}
 	while (*p) {
-		kv = config_next_field(&p);
+		kv = vm_config_next_field(&p);
 		if (!kv) {
 			log_error("out of memory");
 			goto err_path;
@@ -315,7 +310,7 @@ static int config_net_option(struct vm_config *cfg, struct vm_net_config *n, con
 	if (!strcmp(kv, "hostfwd") && n->kind == VM_NET_USER)
 		return config_hostfwd(n, spec, v);
 	if (!strcmp(kv, "restrict") && n->kind == VM_NET_USER)
-		return config_bool("--net", kv, v, &n->restrict_net);
+		return vm_config_bool("--net", kv, v, &n->restrict_net);
 	if (!strcmp(kv, "mac")) {
 		*mac_given = true;
 		return config_mac(n, spec, v);
@@ -344,7 +339,7 @@ int vm_config_add_net(struct vm_config *cfg, const char *spec)
 		log_error("--net '%s': at most %d interfaces", spec, VM_MAX_NETS);
 		return -1;
 	}
-	first = config_next_field(&p);
+	first = vm_config_next_field(&p);
 	if (!first) {
 		log_error("out of memory");
 		return -1;
@@ -369,7 +364,7 @@ int vm_config_add_net(struct vm_config *cfg, const char *spec)
 	}
 	snprintf(n.id, sizeof(n.id), "net%u", cfg->nr_nets);
 	while (*p) {
-		kv = config_next_field(&p);
+		kv = vm_config_next_field(&p);
 		if (!kv) {
 			log_error("out of memory");
 			goto err;

@@ -115,5 +115,18 @@ int vm_config_add_disk(struct vm_config *cfg, const char *spec);
  */
 int vm_config_add_net(struct vm_config *cfg, const char *spec);
 
+/*
+ * The next comma-separated field of *p into a new string (free it), ",,"
+ * standing for a comma; *p moves past it. NULL (not logged) when out of
+ * memory. How --disk, --net and QEMU's option strings are split.
+ */
+char *vm_config_next_field(const char **p);
+
+/*
+ * on/off (also yes/no, true/false, 1/0, as QEMU takes them) into *out; -1
+ * with "OPT: KEY='V': expected on or off".
+ */
+int vm_config_bool(const char *opt, const char *key, const char *v, bool *out);
+
 /* Check everything together; -1 with one line naming what is wrong. */
 int vm_config_validate(const struct vm_config *cfg);

@@ -71,7 +71,9 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *why)
 	pthread_mutex_lock(&vm->stop_lock);
 	first = !vm->stopping;
 	if (first) {
-		bool panic = reason == VM_STOP_RESET && vm->panic_seen;
+		/* Linux resets after a panic with panic=-1: reboot=t by a triple fault. */
+		bool panic = (reason == VM_STOP_RESET || reason == VM_STOP_TRIPLE_FAULT) &&
+			     vm->panic_seen;
 
 		if (panic)
 			reason = VM_STOP_PANIC;

@@ -331,7 +331,7 @@ def group_smp():
 
 EXITS = [("poweroff", POWEROFF), ("i8042", RESET), ("acpi-reset", RESET), ("triple", TRIPLE),
          ("pvpanic", PANIC), ("panic-msg", PANIC), ("panic-i8042", PANIC),
-         ("internal", INTERNAL)]
+         ("panic-triple", PANIC), ("internal", INTERNAL)]
 
 
 def group_exits():

@@ -7,6 +7,7 @@
  *   pvpanic     1 to port 0x505                        5
  *   panic-msg   Linux's panic line, then ACPI reset    5
  *   panic-i8042 Linux's panic line, then i8042 reset   5
+ *   panic-triple Linux's panic line, then a triple fault (reboot=t)  5
  *   internal    jump into the MMIO hole (0xd0000000)   6
  */
 #include "runtime.h"
@@ -51,6 +52,9 @@ void guest_main(void)
 	} else if (cmdline_is("exit", "panic-i8042")) {
 		print("Kernel panic - not syncing: test guest\n");
 		outb(0x64, 0xfe);
+	} else if (cmdline_is("exit", "panic-triple")) {
+		print("Kernel panic - not syncing: test guest\n");
+		triple_fault();
 	} else if (cmdline_is("exit", "internal")) {
 		((void (*)(void))0xd0000000ULL)();
 	} else {

@@ -252,7 +252,7 @@ struct acpi_mcfg {
 } __attribute__((packed));
 _Static_assert(sizeof(struct acpi_mcfg) == 60, "MCFG with one allocation is 60 bytes");
 
-static uint8_t acpi_checksum(const uint8_t *p, size_t n)
+uint8_t acpi_checksum(const uint8_t *p, size_t n)
 {
 	uint8_t sum = 0;
 

@@ -29,5 +29,8 @@ struct acpi_config {
 size_t acpi_build_tables(const struct acpi_config *cfg, uint8_t *buf, size_t len,
 			 uint64_t base, size_t *rsdp_off);
 
+/* The byte that makes p[0..n) sum to 0 (ACPI's checksum; the MP table's too). */
+uint8_t acpi_checksum(const uint8_t *p, size_t n);
+
 /* Build the tables into guest memory at LAYOUT_ACPI; *rsdp is the RSDP address. */
 int acpi_install(struct guest_mem *mem, const struct acpi_config *cfg, uint64_t *rsdp);

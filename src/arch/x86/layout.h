@@ -16,6 +16,7 @@
 #define LAYOUT_CMDLINE_MAX	0x10000ULL
 #define LAYOUT_EBDA		0x9fc00ULL	/* E820: usable RAM ends here below 1 MiB */
 #define LAYOUT_LOW_RESERVED_END	0x100000ULL	/* 0x9fc00-0xfffff reserved (ACPI lives here) */
+#define LAYOUT_MPTABLE		0x9fc00ULL	/* MP floating pointer + table (for acpi=off), up to ACPI */
 #define LAYOUT_ACPI		0xe0000ULL	/* RSDP then the other tables, up to 1 MiB */
 #define LAYOUT_ACPI_END		0x100000ULL
 #define LAYOUT_KERNEL		0x100000ULL	/* default kernel load address (1 MiB) */

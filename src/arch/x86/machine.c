@@ -7,6 +7,7 @@
 
 #include "arch/x86/acpi.h"
 #include "arch/x86/layout.h"
+#include "arch/x86/mptable.h"
 #include "devices/acpi_pm.h"
 #include "devices/i8042.h"
 #include "devices/pvpanic.h"
@@ -298,6 +299,9 @@ int machine_install_acpi(struct machine *m, unsigned int nr_cpus, uint64_t *rsdp
 		.ecam_end_bus = 0,
 	};
 
+	/* The MP table is what a guest booted with acpi=off reads instead. */
+	if (mptable_install(m->env.mem, nr_cpus) < 0)
+		return -1;
 	return acpi_install(m->env.mem, &acpi, rsdp);
 }
 
