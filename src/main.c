@@ -21,13 +21,14 @@ static const struct {
 	{ "initramfs", cli_initramfs, "build an initramfs (cpio) from a directory" },
 	{ "mkdisk", cli_mkdisk, "build an ext4 disk image from tar archives or directories" },
 	{ "disk-info", cli_disk_info, "show a disk image's partitions and the kernel it boots" },
+	{ "firecracker", cli_firecracker, "Firecracker's flags, config file and API socket" },
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: bootvm COMMAND [OPTIONS]\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-10s  %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-11s  %s\n", commands[i].name, commands[i].summary);
 	fprintf(out,
 		"\n"
 		"`bootvm COMMAND --help` describes each command; bootvm(1) has the rest.\n"
@@ -92,7 +93,13 @@ static int run_command(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	const char *self = argc > 0 ? strrchr(argv[0], '/') : NULL;
+
 	if (std_fds_open() < 0)
 		return 1;
+	self = self ? self + 1 : argc > 0 ? argv[0] : "";
+	/* Installed or linked as `firecracker`, bootvm takes Firecracker's command line. */
+	if (!strcmp(self, "firecracker"))
+		return stdout_done(cli_firecracker(argc, argv));
 	return stdout_done(run_command(argc, argv));
 }
