@@ -244,21 +244,6 @@ int vmm_start(struct vmm *ctx)
 	return 0;
 }
 
-int vmm_pause(struct vmm *ctx)
-{
-	if (!ctx->started) {
-		log_error("cannot pause: the VM has not started");
-		return -1;
-	}
-	return vm_pause(&ctx->vm);
-}
-
-void vmm_resume(struct vmm *ctx)
-{
-	if (ctx->started)
-		vm_resume(&ctx->vm);
-}
-
 void vmm_wait(struct vmm *ctx)
 {
 	run_wait(ctx, ctx->sig_fd);

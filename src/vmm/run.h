@@ -21,13 +21,5 @@ void vmm_wait(struct vmm *vmm);
 /* Stop everything, free it, and return the exit status (see vmm/exit_status.h). */
 int vmm_stop(struct vmm *vmm);
 
-/*
- * Pause and resume a started VM's vCPUs (any thread but a vCPU; devices keep
- * running). vmm_pause: 0, or -1 (logged) if not started, stopping, or the
- * vCPUs did not park in time.
- */
-int vmm_pause(struct vmm *vmm);
-void vmm_resume(struct vmm *vmm);
-
 /* All four in a row. Returns the process exit status. */
 int vmm_run(const struct vm_config *cfg);

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "arch/x86/arch.h"
@@ -46,10 +45,6 @@ int vm_stop_init(struct vm *vm)
 		return -1;
 	}
 	pthread_mutex_init(&vm->stop_lock, NULL);
-	pthread_mutex_init(&vm->pause_lock, NULL);
-	pthread_cond_init(&vm->pause_cond, NULL);
-	vm->pause_wanted = false;
-	vm->nr_parked = 0;
 	return 0;
 }
 
@@ -59,8 +54,6 @@ void vm_stop_fini(struct vm *vm)
 		close(vm->stop_fd);
 	vm->stop_fd = -1;
 	pthread_mutex_destroy(&vm->stop_lock);
-	pthread_mutex_destroy(&vm->pause_lock);
-	pthread_cond_destroy(&vm->pause_cond);
 }
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *why)
@@ -87,10 +80,6 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *why)
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* the counter is already non-zero: the waiter will wake */
 	}
-	/* Parked vCPUs and a waiting pauser see the stop. */
-	pthread_mutex_lock(&vm->pause_lock);
-	pthread_cond_broadcast(&vm->pause_cond);
-	pthread_mutex_unlock(&vm->pause_lock);
 	/* Kick the vCPUs out of KVM_RUN so nothing runs past the stop. */
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
@@ -257,64 +246,6 @@ void vm_stop_vcpus(struct vm *vm)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
-}
-
-/* How long vm_pause() waits for the vCPUs: a vCPU in a device access finishes it first. */
-#define VM_PAUSE_TIMEOUT_MS 5000
-
-int vm_pause(struct vm *vm)
-{
-	struct timespec deadline;
-	int err = 0;
-
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += VM_PAUSE_TIMEOUT_MS / 1000;
-	pthread_mutex_lock(&vm->pause_lock);
-	if (vm_is_stopping(vm)) {
-		pthread_mutex_unlock(&vm->pause_lock);
-		log_error("cannot pause: the VM is stopping");
-		return -1;
-	}
-	__atomic_store_n(&vm->pause_wanted, true, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&vm->pause_lock);
-
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
-		vcpu_kick(&vm->vcpus[i]);
-
-	pthread_mutex_lock(&vm->pause_lock);
-	while (vm->nr_parked < vm->nr_vcpus && !vm_is_stopping(vm) && err != ETIMEDOUT)
-		err = pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &deadline);
-	if (vm->nr_parked < vm->nr_vcpus) {
-		__atomic_store_n(&vm->pause_wanted, false, __ATOMIC_RELEASE);
-		pthread_cond_broadcast(&vm->pause_cond);
-		pthread_mutex_unlock(&vm->pause_lock);
-		log_error("cannot pause: %s", vm_is_stopping(vm) ? "the VM is stopping" :
-			  "a vCPU did not leave KVM_RUN in time");
-		return -1;
-	}
-	pthread_mutex_unlock(&vm->pause_lock);
-	return 0;
-}
-
-void vm_resume(struct vm *vm)
-{
-	pthread_mutex_lock(&vm->pause_lock);
-	__atomic_store_n(&vm->pause_wanted, false, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&vm->pause_cond);
-	pthread_mutex_unlock(&vm->pause_lock);
-}
-
-void vm_pause_point(struct vm *vm)
-{
-	if (!__atomic_load_n(&vm->pause_wanted, __ATOMIC_ACQUIRE))
-		return;
-	pthread_mutex_lock(&vm->pause_lock);
-	vm->nr_parked++;
-	pthread_cond_broadcast(&vm->pause_cond);
-	while (vm->pause_wanted && !vm_is_stopping(vm))
-		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-	vm->nr_parked--;
-	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 void vm_destroy(struct vm *vm)

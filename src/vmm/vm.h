@@ -38,12 +38,6 @@ struct vm {
 	char stop_why[64];		/* what the first request said, e.g. "ACPI S5" */
 	int stop_fd;			/* eventfd, readable once a stop was asked for */
 	bool panic_seen;		/* the console showed a kernel panic message */
-
-	/* Pausing: vCPUs park outside KVM_RUN until resumed or stopped. */
-	pthread_mutex_t pause_lock;
-	pthread_cond_t pause_cond;
-	bool pause_wanted;
-	unsigned int nr_parked;
 };
 
 /*
@@ -81,18 +75,6 @@ bool vm_is_stopping(struct vm *vm);
 enum vm_stop_reason vm_stop_reason(struct vm *vm);
 /* What the winning request named as the cause ("ACPI S5", "signal Terminated"), or "". */
 void vm_stop_why(struct vm *vm, char *buf, size_t size);
-
-/*
- * Take every vCPU out of KVM_RUN and park it (devices and their I/O threads
- * keep running, as in Firecracker's pause). Returns once all are parked: 0,
- * or -1 (logged) when the VM is stopping or a vCPU did not park in time.
- * Any thread; never from a vCPU.
- */
-int vm_pause(struct vm *vm);
-/* Let parked vCPUs run again. */
-void vm_resume(struct vm *vm);
-/* For a vCPU thread: park while a pause is wanted (returns at once otherwise). */
-void vm_pause_point(struct vm *vm);
 
 /* Just the stop machinery, for code (and unit tests) that need no KVM. */
 int vm_stop_init(struct vm *vm);
