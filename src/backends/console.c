@@ -82,6 +82,8 @@ struct console {
 
 	void (*quit_fn)(void *opaque);
 	void *quit_opaque;
+	void (*power_fn)(void *opaque);
+	void *power_opaque;
 	void (*observer)(void *opaque, const uint8_t *buf, size_t len);
 	void *observer_opaque;
 	size_t (*receive)(void *opaque, const uint8_t *buf, size_t len);
@@ -409,6 +411,7 @@ static void console_help(void)
 		"\r\n"
 		"C-a h    print this help\r\n"
 		"C-a x    quit bootvm\r\n"
+		"C-a p    press the guest's ACPI power button\r\n"
 		"C-a C-a  send C-a to the guest\r\n";
 
 	if (write(STDERR_FILENO, help, sizeof(help) - 1) < 0) {
@@ -416,14 +419,15 @@ static void console_help(void)
 	}
 }
 
-static void console_quit(struct console *c)
+/* Call the quit or power handler, without the console's lock. */
+static void console_escape_call(struct console *c, bool power)
 {
 	void (*fn)(void *);
 	void *opaque;
 
 	pthread_mutex_lock(&c->lock);
-	fn = c->quit_fn;
-	opaque = c->quit_opaque;
+	fn = power ? c->power_fn : c->quit_fn;
+	opaque = power ? c->power_opaque : c->quit_opaque;
 	pthread_mutex_unlock(&c->lock);
 	if (fn)
 		fn(opaque);
@@ -461,7 +465,9 @@ static void console_input_filter(struct console *c, const uint8_t *buf, size_t n
 			if (b == CONSOLE_ESCAPE)
 				console_input_queue(c, b);
 			else if (b == 'x')
-				console_quit(c);
+				console_escape_call(c, false);
+			else if (b == 'p')
+				console_escape_call(c, true);
 			else if (b == 'h')
 				console_help();
 			/* anything else: both bytes are dropped */
@@ -557,6 +563,14 @@ void console_set_quit_handler(struct console *c, void (*fn)(void *opaque), void 
 	pthread_mutex_lock(&c->lock);
 	c->quit_fn = fn;
 	c->quit_opaque = opaque;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void console_set_power_handler(struct console *c, void (*fn)(void *opaque), void *opaque)
+{
+	pthread_mutex_lock(&c->lock);
+	c->power_fn = fn;
+	c->power_opaque = opaque;
 	pthread_mutex_unlock(&c->lock);
 }
 

@@ -1,8 +1,8 @@
 /*
  * The host side of the guest console: where guest output goes (stdout, a
  * file, nowhere) and where input comes from (stdin), with raw-mode handling
- * of a terminal and the escape sequence (Ctrl-A x quits, Ctrl-A Ctrl-A sends
- * Ctrl-A, Ctrl-A h prints help).
+ * of a terminal and the escape sequence (Ctrl-A x quits, Ctrl-A p presses the
+ * power button, Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A h prints help).
  *
  * Output never blocks the caller: it is queued in a bounded buffer and
  * written by a thread; what does not fit is dropped and counted.
@@ -28,6 +28,8 @@ struct console *console_open_fds(enum console_kind kind, int in_fd, int out_fd);
 
 /* Called (from the console's input thread) when the user types the quit sequence. */
 void console_set_quit_handler(struct console *c, void (*fn)(void *opaque), void *opaque);
+/* Called (from the console's input thread) when the user types Ctrl-A p. */
+void console_set_power_handler(struct console *c, void (*fn)(void *opaque), void *opaque);
 
 /*
  * Called with every chunk of guest output before it is queued (or dropped),

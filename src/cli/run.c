@@ -51,11 +51,17 @@ static const char run_help[] =
 "      --no-host-decompress boot a compressed bzImage through its own in-guest\n"
 "                           decompressor instead of decompressing it here\n"
 "      --stats              print timing and memory figures when the VM ends\n"
+"      --shutdown-grace SECONDS  SIGTERM or SIGINT presses the guest's ACPI power\n"
+"                           button and waits this long for it to power off (exit\n"
+"                           status 0), then stops it as without (128+N); a second\n"
+"                           signal, or a guest that has not enabled the button,\n"
+"                           stops it at once. Default 0: signals stop it at once\n"
 "  -v, --verbose            say more (repeat for debug output)\n"
 "  -h, --help               show this help\n"
 "\n"
 "Console: with a terminal on stdin, keys go to the guest in raw mode.\n"
-"  Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A h lists the keys.\n"
+"  Ctrl-A x quits, Ctrl-A p presses the guest's ACPI power button,\n"
+"  Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A h lists the keys.\n"
 "\n"
 "Exit status:\n"
 "  0    the guest powered off (ACPI S5)\n"
@@ -66,7 +72,8 @@ static const char run_help[] =
 "  5    the guest kernel panicked (pvpanic, or a panic message then a reset)\n"
 "  6    KVM internal error (registers are printed)\n"
 "  7    quit with Ctrl-A x\n"
-"  128+N  bootvm got signal N (130 for SIGINT, 143 for SIGTERM)\n";
+"  128+N  bootvm got signal N (130 for SIGINT, 143 for SIGTERM); with\n"
+"         --shutdown-grace, the guest did not power off in time\n";
 
 enum {
 	OPT_CONSOLE = 0x100,
@@ -74,6 +81,7 @@ enum {
 	OPT_STATS,
 	OPT_RNG,
 	OPT_BOOT_ENTRY,
+	OPT_SHUTDOWN_GRACE,
 };
 
 static const struct option run_options[] = {
@@ -89,6 +97,7 @@ static const struct option run_options[] = {
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "no-host-decompress", no_argument, NULL, OPT_NO_HOST_DECOMPRESS },
 	{ "stats", no_argument, NULL, OPT_STATS },
+	{ "shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -126,6 +135,24 @@ static int parse_cpus(const char *arg, unsigned int *out)
 		return -1;
 	}
 	*out = (unsigned int)v;
+	return 0;
+}
+
+/* Seconds, with up to three decimals: 60, 2.5, 0 (off). */
+static int parse_grace(const char *arg, unsigned int *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || end == arg || *end || !(v >= 0) || v * 1000 > VM_MAX_SHUTDOWN_GRACE_MS ||
+	    (arg[0] < '0' || arg[0] > '9')) {
+		log_error("--shutdown-grace '%s': not a number of seconds from 0 to %u", arg,
+			  VM_MAX_SHUTDOWN_GRACE_MS / 1000);
+		return -1;
+	}
+	*ms = (unsigned int)(v * 1000 + 0.5);
 	return 0;
 }
 
@@ -193,6 +220,10 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, int *verbose)
 			break;
 		case OPT_NO_HOST_DECOMPRESS: cfg->host_decompress = false; break;
 		case OPT_STATS: cfg->stats = true; break;
+		case OPT_SHUTDOWN_GRACE:
+			if (parse_grace(optarg, &cfg->shutdown_grace_ms) < 0)
+				return CLI_USAGE;
+			break;
 		case 'v': (*verbose)++; break;
 		case 'h':
 			fputs(run_help, stdout);

@@ -43,20 +43,42 @@
 #define PM1_CNT_SLP_EN		(1U << 13)	/* write-only */
 #define PM1_CNT_STORED		(PM1_CNT_BM_RLD | PM1_CNT_SLP_TYP_MASK)
 
+/* The status bits that have an enable bit at the same position: SCI sources. */
+#define PM1_SCI_SOURCES		(PM1_EN_TMR | PM1_EN_GBL | PM1_EN_PWRBTN | PM1_EN_SLPBTN | \
+				 PM1_EN_RTC)
+
 /*
- * Nothing in bootvm raises a PM1 status bit yet (no power button, no PM
- * timer), so the SCI is never asserted; the registers still behave as the
- * specification says so that ACPICA's read-modify-write sequences work.
+ * The only event bootvm raises is the fixed-feature power button. The SCI is
+ * a level: asserted while any status bit and its enable bit are both set,
+ * so it drops once the guest clears the status (write 1) or the enable.
  */
 struct acpi_pm {
 	pthread_mutex_t lock;
 	struct acpi_pm_ports ports;
 	struct stop_hook stop;
+	void (*sci)(void *opaque, int level);	/* may be NULL */
+	void *sci_opaque;
 	uint16_t sts;
 	uint16_t en;
 	uint16_t cnt;		/* PM1_CNT_STORED bits only */
+	bool sci_level;		/* what the line was last driven to */
 	bool warned_sleep;	/* the guest asked for an unsupported sleep state */
 };
+
+/*
+ * Drive the SCI to what STS and EN say, on a change only. Under pm->lock, so
+ * that two threads' updates reach the irqchip in the order they were made.
+ */
+static void acpi_pm_update_sci_locked(struct acpi_pm *pm)
+{
+	bool level = pm->sts & pm->en & PM1_SCI_SOURCES;
+
+	if (level == pm->sci_level)
+		return;
+	pm->sci_level = level;
+	if (pm->sci)
+		pm->sci(pm->sci_opaque, level);
+}
 
 /*
  * The event block is a little-endian pair of 16-bit registers; an access of
@@ -82,6 +104,7 @@ static void acpi_pm_evt_write(void *dev, uint64_t offset, unsigned int size, uin
 	pthread_mutex_lock(&pm->lock);
 	pm->sts &= (uint16_t)~v;			/* write 1 to clear */
 	pm->en = (uint16_t)(((pm->en & ~(mask >> 16)) | (v >> 16)) & PM1_EN_MASK);
+	acpi_pm_update_sci_locked(pm);
 	pthread_mutex_unlock(&pm->lock);
 }
 
@@ -135,6 +158,24 @@ static void acpi_pm_reset_write(void *dev, uint64_t offset, unsigned int size, u
 		stop_hook_request(&pm->stop, VM_STOP_RESET, "ACPI reset register");
 }
 
+void acpi_pm_press_power_button(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	pm->sts |= PM1_STS_PWRBTN;	/* latched even while PWRBTN_EN is clear */
+	acpi_pm_update_sci_locked(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+bool acpi_pm_power_button_enabled(struct acpi_pm *pm)
+{
+	bool on;
+
+	pthread_mutex_lock(&pm->lock);
+	on = pm->en & PM1_EN_PWRBTN;
+	pthread_mutex_unlock(&pm->lock);
+	return on;
+}
+
 void acpi_pm_test_set_status(struct acpi_pm *pm, uint16_t bits)
 {
 	pthread_mutex_lock(&pm->lock);
@@ -166,11 +207,13 @@ static void acpi_pm_reset(void *dev)
 	pm->en = 0;
 	pm->cnt = 0;
 	pm->warned_sleep = false;
+	acpi_pm_update_sci_locked(pm);
 	pthread_mutex_unlock(&pm->lock);
 }
 
 struct acpi_pm *acpi_pm_create(struct bus *pio, const struct acpi_pm_ports *ports,
-			       const struct stop_hook *stop)
+			       const struct stop_hook *stop,
+			       void (*sci)(void *opaque, int level), void *sci_opaque)
 {
 	struct acpi_pm *pm = calloc(1, sizeof(*pm));
 
@@ -181,6 +224,8 @@ struct acpi_pm *acpi_pm_create(struct bus *pio, const struct acpi_pm_ports *port
 	pthread_mutex_init(&pm->lock, NULL);
 	pm->ports = *ports;
 	pm->stop = *stop;
+	pm->sci = sci;
+	pm->sci_opaque = sci_opaque;
 	if (bus_register(pio, ports->evt, ACPI_PM1_EVT_LEN, "ACPI PM1a event",
 			 &acpi_pm_evt_ops, pm) < 0)
 		goto err_free;

@@ -1,6 +1,7 @@
 /*
  * For unit tests of devices/acpi_pm.c only: latch PM1_STS bits as a hardware
- * event would (nothing in bootvm raises one yet), without asserting the SCI.
+ * event would (bootvm itself raises only the power button's), without
+ * driving the SCI: a later register access brings the line up to date.
  */
 #pragma once
 

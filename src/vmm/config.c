@@ -412,6 +412,10 @@ int vm_config_validate(const struct vm_config *cfg)
 		log_error("--memory: at least 8 MiB and a multiple of 4 KiB are needed");
 		return -1;
 	}
+	if (cfg->shutdown_grace_ms > VM_MAX_SHUTDOWN_GRACE_MS) {
+		log_error("--shutdown-grace: at most %u s", VM_MAX_SHUTDOWN_GRACE_MS / 1000);
+		return -1;
+	}
 	if (cfg->console == CONSOLE_FILE && (!cfg->console_path || !*cfg->console_path)) {
 		log_error("--console file: needs a path");
 		return -1;

@@ -72,6 +72,11 @@ struct vm_config {
 	const char *console_path;	/* CONSOLE_FILE only */
 	bool host_decompress;		/* decompress bzImage payloads on the host */
 	bool stats;			/* print timing and memory figures at exit */
+	/*
+	 * SIGTERM/SIGINT press the ACPI power button and wait this long for the
+	 * guest to power off before stopping it; 0: they stop it at once.
+	 */
+	unsigned int shutdown_grace_ms;
 
 	struct vm_disk_config disks[VM_MAX_DISKS];	/* /dev/vda, vdb, ... in order */
 	unsigned int nr_disks;
@@ -85,6 +90,7 @@ struct vm_config {
 
 #define VM_DEFAULT_MEM_SIZE (512ULL << 20)
 #define VM_MIN_MEM_SIZE (8ULL << 20)
+#define VM_MAX_SHUTDOWN_GRACE_MS (24U * 3600 * 1000)	/* a day */
 #define VM_MAX_CPUS 255		/* xAPIC IDs in MADT type-0 entries; x2APIC beyond is future work */
 
 /* Defaults: 512 MiB, 1 vCPU, console on stdio, host-side decompression. */

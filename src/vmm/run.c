@@ -1,6 +1,7 @@
 #include "vmm/run.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "backends/console.h"
 #include "virtio/net.h"
 #include "util/log.h"
+#include "util/time.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -49,6 +51,16 @@ static double ms_since(const struct timespec *t0)
 static void run_console_quit(void *opaque)
 {
 	vm_request_stop(opaque, VM_STOP_QUIT, "escape sequence");
+}
+
+static void run_console_power(void *opaque)
+{
+	int on = vmm_press_power_button(opaque);
+
+	if (on == 0)
+		log_warn("Ctrl-A p: the guest has not enabled the ACPI power button; nothing happens");
+	else if (on > 0)
+		log_info("Ctrl-A p: pressed the ACPI power button");
 }
 
 static void run_device_stop(void *opaque, enum vm_stop_reason reason, const char *why)
@@ -90,6 +102,7 @@ static int run_add_devices(struct vmm *ctx, const struct vm_config *cfg)
 	if (!ctx->console)
 		return -1;
 	console_set_quit_handler(ctx->console, run_console_quit, vm);
+	console_set_power_handler(ctx->console, run_console_power, ctx);
 	console_set_observer(ctx->console, run_console_observe, ctx);
 	env.console = ctx->console;
 
@@ -99,37 +112,107 @@ static int run_add_devices(struct vmm *ctx, const struct vm_config *cfg)
 	return 0;
 }
 
-/* A terminating signal, if one is pending (sig_fd is non-blocking): stop the VM for it. */
-static bool run_take_signal(struct vmm *ctx, int sig_fd)
+/* The number of a pending terminating signal (sig_fd is non-blocking), or 0. */
+static int run_read_signal(int sig_fd)
 {
 	struct signalfd_siginfo si;
-	char why[48];
 
 	if (read(sig_fd, &si, sizeof(si)) != sizeof(si))
-		return false;
-	snprintf(why, sizeof(why), "signal %s", strsignal((int)si.ssi_signo));
-	vm_request_stop(&ctx->vm, VM_STOP_SIGNAL + (int)si.ssi_signo, why);
-	return true;
+		return 0;
+	return (int)si.ssi_signo;
 }
 
-/* Block until a stop is requested or a terminating signal arrives. */
+static void run_stop_for_signal(struct vmm *ctx, int sig, const char *more)
+{
+	char why[64];
+
+	snprintf(why, sizeof(why), "signal %s%s", strsignal(sig), more);
+	vm_request_stop(&ctx->vm, VM_STOP_SIGNAL + sig, why);
+}
+
+/* A terminating signal, if one is pending: stop the VM for it. */
+static bool run_take_signal(struct vmm *ctx, int sig_fd)
+{
+	int sig = run_read_signal(sig_fd);
+
+	if (sig)
+		run_stop_for_signal(ctx, sig, "");
+	return sig != 0;
+}
+
+/* --shutdown-grace: the signal that pressed the power button, and until when to wait. */
+struct run_grace {
+	int sig;			/* 0: not pressed */
+	long deadline_ms;
+};
+
+/*
+ * A signal while the guest runs. With a grace, the first SIGTERM or SIGINT
+ * presses the power button; everything else (a guest that has not enabled
+ * the button, a second signal, SIGHUP, SIGQUIT) stops the VM at once.
+ */
+static void run_on_signal(struct vmm *ctx, int sig, struct run_grace *g)
+{
+	unsigned int ms = ctx->cfg->shutdown_grace_ms;
+	int on;
+
+	if (!ms || (sig != SIGTERM && sig != SIGINT)) {
+		run_stop_for_signal(ctx, sig, "");
+		return;
+	}
+	if (g->sig) {
+		run_stop_for_signal(ctx, sig, " during the shutdown grace");
+		return;
+	}
+	on = vmm_press_power_button(ctx);
+	if (on <= 0) {
+		run_stop_for_signal(ctx, sig, on ? "" : "; the guest has not enabled the power button");
+		return;
+	}
+	g->sig = sig;
+	g->deadline_ms = time_now_ms() + (long)ms;
+	log_info("signal %s: pressed the ACPI power button; waiting up to %.3g s for the guest "
+		 "to power off (the signal again stops it now)", strsignal(sig), ms / 1000.0);
+}
+
+/* Block until a stop is requested, or a signal or the end of the shutdown grace asks for one. */
 static void run_wait(struct vmm *ctx, int sig_fd)
 {
 	struct pollfd fds[2] = {
 		{ .fd = ctx->vm.stop_fd, .events = POLLIN },
 		{ .fd = sig_fd, .events = POLLIN },
 	};
+	struct run_grace grace = { 0 };
 
 	while (!vm_is_stopping(&ctx->vm)) {
-		if (poll(fds, 2, -1) < 0) {
+		int timeout = -1;
+
+		if (grace.sig) {
+			long left = grace.deadline_ms - time_now_ms();
+
+			if (left <= 0) {
+				char more[40];
+
+				snprintf(more, sizeof(more), "; no power-off within %.3g s",
+					 ctx->cfg->shutdown_grace_ms / 1000.0);
+				run_stop_for_signal(ctx, grace.sig, more);
+				break;
+			}
+			timeout = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		if (poll(fds, 2, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", strerror(errno));
 			vm_request_stop(&ctx->vm, VM_STOP_ERROR, NULL);
 			break;
 		}
-		if (fds[1].revents & POLLIN)
-			run_take_signal(ctx, sig_fd);
+		if (fds[1].revents & POLLIN) {
+			int sig = run_read_signal(sig_fd);
+
+			if (sig)
+				run_on_signal(ctx, sig, &grace);
+		}
 	}
 }
 
@@ -237,7 +320,7 @@ int vmm_start(struct vmm *ctx)
 		vm_request_stop(&ctx->vm, VM_STOP_ERROR, NULL);
 		return -1;
 	}
-	ctx->started = true;
+	__atomic_store_n(&ctx->started, true, __ATOMIC_RELEASE);	/* vmm_pause() reads it */
 	ctx->boot_ms = ms_since(&ctx->t_start);
 	if (run_take_signal(ctx, ctx->sig_fd) || vm_start_vcpus(&ctx->vm) < 0)
 		return -1;
@@ -247,6 +330,44 @@ int vmm_start(struct vmm *ctx)
 void vmm_wait(struct vmm *ctx)
 {
 	run_wait(ctx, ctx->sig_fd);
+}
+
+int vmm_press_power_button(struct vmm *ctx)
+{
+	int ret = -1;
+
+	/* Under the stop lock: vmm_stop() destroys the machine only once stopping is set. */
+	pthread_mutex_lock(&ctx->vm.stop_lock);
+	if (!ctx->vm.stopping && ctx->machine_built)
+		ret = machine_press_power_button(&ctx->machine);
+	pthread_mutex_unlock(&ctx->vm.stop_lock);
+	return ret;
+}
+
+static bool run_is_running(struct vmm *ctx)
+{
+	return __atomic_load_n(&ctx->started, __ATOMIC_ACQUIRE) && !vm_is_stopping(&ctx->vm);
+}
+
+int vmm_pause(struct vmm *ctx)
+{
+	if (!run_is_running(ctx))
+		return -1;
+	vm_pause_vcpus(&ctx->vm);
+	return vm_is_stopping(&ctx->vm) ? -1 : 0;
+}
+
+int vmm_resume(struct vmm *ctx)
+{
+	if (!run_is_running(ctx))
+		return -1;
+	vm_resume_vcpus(&ctx->vm);
+	return 0;
+}
+
+bool vmm_is_paused(struct vmm *ctx)
+{
+	return vm_is_paused(&ctx->vm);
 }
 
 int vmm_stop(struct vmm *ctx)

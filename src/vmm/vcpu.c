@@ -168,6 +168,9 @@ static void *vcpu_thread(void *arg)
 	struct vcpu *vcpu = arg;
 
 	while (!vm_is_stopping(vcpu->vm)) {
+		vm_vcpu_park(vcpu->vm);
+		if (vm_is_stopping(vcpu->vm))
+			break;
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				/* Atomic with the kicker's store: a kick is never lost, so the stop is seen. */

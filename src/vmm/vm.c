@@ -45,6 +45,10 @@ int vm_stop_init(struct vm *vm)
 		return -1;
 	}
 	pthread_mutex_init(&vm->stop_lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
+	vm->paused = false;
+	vm->nr_parked = 0;
 	return 0;
 }
 
@@ -54,6 +58,8 @@ void vm_stop_fini(struct vm *vm)
 		close(vm->stop_fd);
 	vm->stop_fd = -1;
 	pthread_mutex_destroy(&vm->stop_lock);
+	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->pause_lock);
 }
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *why)
@@ -80,9 +86,53 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const char *why)
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* the counter is already non-zero: the waiter will wake */
 	}
-	/* Kick the vCPUs out of KVM_RUN so nothing runs past the stop. */
+	/* Kick the vCPUs out of KVM_RUN so nothing runs past the stop; wake parked ones. */
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_pause_vcpus(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	__atomic_store_n(&vm->paused, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&vm->pause_lock);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+
+	/* vCPUs not started yet park at their first loop; stopped ones never will. */
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->paused && vm->nr_parked < vm->nr_vcpus && !vm_is_stopping(vm))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_resume_vcpus(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	__atomic_store_n(&vm->paused, false, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	return __atomic_load_n(&vm->paused, __ATOMIC_ACQUIRE);
+}
+
+void vm_vcpu_park(struct vm *vm)
+{
+	if (!vm_is_paused(vm))
+		return;
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->nr_parked++;
+	pthread_cond_broadcast(&vm->pause_cond);	/* the pauser counts us */
+	while (vm->paused && !vm_is_stopping(vm))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->nr_parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 bool vm_is_stopping(struct vm *vm)

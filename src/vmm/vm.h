@@ -38,6 +38,12 @@ struct vm {
 	char stop_why[64];		/* what the first request said, e.g. "ACPI S5" */
 	int stop_fd;			/* eventfd, readable once a stop was asked for */
 	bool panic_seen;		/* the console showed a kernel panic message */
+
+	/* Pausing: vCPU threads park between two KVM_RUNs while paused is set. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;	/* parked vCPUs and vm_pause_vcpus() wait on it */
+	bool paused;			/* written under pause_lock, read atomically */
+	unsigned int nr_parked;
 };
 
 /*
@@ -76,6 +82,19 @@ enum vm_stop_reason vm_stop_reason(struct vm *vm);
 /* What the winning request named as the cause ("ACPI S5", "signal Terminated"), or "". */
 void vm_stop_why(struct vm *vm, char *buf, size_t size);
 
-/* Just the stop machinery, for code (and unit tests) that need no KVM. */
+/*
+ * Pause: make every vCPU thread leave KVM_RUN and wait (devices and their
+ * I/O threads go on: requests in flight complete). Returns once all vCPUs
+ * are parked, or the VM stops meanwhile. Resume lets them run again. Any
+ * thread but a vCPU's; pausing a paused VM, or resuming a running one, does
+ * nothing. A stop request wakes parked vCPUs, which then end.
+ */
+void vm_pause_vcpus(struct vm *vm);
+void vm_resume_vcpus(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
+/* For vCPU threads, between two KVM_RUNs: wait here while the VM is paused. */
+void vm_vcpu_park(struct vm *vm);
+
+/* Just the stop (and pause) machinery, for code (and unit tests) that need no KVM. */
 int vm_stop_init(struct vm *vm);
 void vm_stop_fini(struct vm *vm);

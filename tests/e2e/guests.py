@@ -557,6 +557,143 @@ def group_terminal():
             "not killed by the signal", r.describe())
 
 
+def group_power():
+    """The ACPI power button: --shutdown-grace, signals, Ctrl-A p (tests/guest/power.c)."""
+    import pty
+    import signal
+
+    def signalled(form="elf", append="", grace=None, sig=signal.SIGTERM, then=None,
+                  extra=(), wait_for=b"power: ready"):
+        """Boot power.FORM, send `sig` once it is ready (and `then` after the guest saw the
+        press); the Run and the seconds from the (last) signal to bootvm's exit."""
+        args = ["--console", "stdio", "--kernel", guest("power", form), *extra]
+        if append:
+            args += ["--append", append]
+        if grace is not None:
+            args += ["--shutdown-grace", str(grace)]
+        p, t0 = start(args)
+        out = read_until(p, wait_for, t0 + RUN_TIMEOUT)
+        t_sig = time.monotonic()
+        p.send_signal(sig)
+        if then is not None:
+            out += read_until(p, b"power: button pressed", t0 + RUN_TIMEOUT)
+            t_sig = time.monotonic()
+            p.send_signal(then)
+        r = finish(p, args, t0, out, timeout=RUN_TIMEOUT + (grace or 0))
+        return r, time.monotonic() - t_sig
+
+    pressed = re.compile(r"power: button pressed sts=0x100 en=0x100 after-clear=0x0")
+    for form, k, entry in both_forms("power"):
+        r, secs = signalled(form, grace=10)
+        check(r, f"power.{form} --shutdown-grace 10: SIGTERM presses the button, the guest takes "
+              "the SCI (GSI 9 level/high), clears PWRBTN_STS by writing 1 and powers off: exit 0, "
+              "stderr empty", entry=entry,
+              want=["power: fadt flags=0x465 button=fixed sci=9 pm1a_evt=0x600 len=4; "
+                    "override gsi=9 flags=0xd (level, active high)", "power: ready", pressed,
+                    "power: bye interrupts=1"])
+        tap(r.status == POWEROFF and secs < 5, f"power.{form}: powered off {secs:.2f} s after "
+            "the signal (well inside the grace)", r.describe())
+
+    r, _ = signalled(grace=10, sig=signal.SIGINT, extra=["-v"])
+    check(r, "power.elf --shutdown-grace 10 -v: SIGINT presses the button too: exit 0",
+          want=[pressed, "power: bye interrupts=1"], quiet=False)
+    said = [l for l in r.err.splitlines() if "pressed the ACPI power button" in l]
+    tap(len(said) == 1 and "signal Interrupt" in said[0] and "up to 10 s" in said[0]
+        and "guest powered off" in r.err, "power.elf -v: one line says the button was pressed "
+        "and how long bootvm waits, then that the guest powered off", r.describe())
+
+    # The guest takes the SCI but does not power off: the grace runs out, then the signal's status.
+    r, secs = signalled(append="ignore", grace=1.5)
+    said = [l for l in r.err.splitlines() if "killed by a signal" in l]
+    tap(r.status == 143 and "power: button pressed, ignored" in r.lines and 1.5 <= secs < 4.5
+        and len(said) == 1 and "no power-off within 1.5 s" in said[0]
+        and "exit status 143" in said[0],
+        f"power.elf ignore --shutdown-grace 1.5: the guest saw the press; stopped {secs:.2f} s "
+        "after SIGTERM (the grace, not before), exit status 143, said once on stderr",
+        r.describe())
+
+    r, secs = signalled(append="ignore", grace=1.5, sig=signal.SIGINT)
+    tap(r.status == 130 and 1.5 <= secs < 4.5, f"power.elf ignore: SIGINT's grace runs out too: "
+        f"exit status 130 after {secs:.2f} s", r.describe())
+
+    # A second SIGTERM (or SIGINT) while the grace runs stops at once.
+    for sig2, status in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        r, secs = signalled(append="ignore", grace=30, then=sig2)
+        tap(r.status == status and secs < 3 and "during the shutdown grace" in r.err,
+            f"power.elf ignore --shutdown-grace 30: a second signal ({sig2.name}) during the "
+            f"grace stops it at once ({secs:.2f} s): exit status {status}", r.describe())
+
+    # SIGHUP and SIGQUIT never wait.
+    for sig, status in ((signal.SIGHUP, 129), (signal.SIGQUIT, 131)):
+        r, secs = signalled(append="ignore", grace=30, sig=sig)
+        tap(r.status == status and secs < 3 and "power: button pressed" not in r.out,
+            f"power.elf --shutdown-grace 30: {sig.name} stops at once without pressing the "
+            f"button: exit status {status} ({secs:.2f} s)", r.describe())
+
+    # A guest that has not enabled the button would never react: no waiting.
+    r, secs = signalled(append="no-enable", grace=30, wait_for=b"power: ready (button not enabled)")
+    tap(r.status == 143 and secs < 3 and "has not enabled the power button" in r.err,
+        f"power.elf no-enable --shutdown-grace 30: SIGTERM stops at once ({secs:.2f} s), "
+        "exit status 143, stderr says the guest has not enabled the power button", r.describe())
+
+    # Without --shutdown-grace nothing changes: SIGTERM stops at once, the button is not pressed.
+    r, secs = signalled()
+    tap(r.status == 143 and secs < 3 and "power: button pressed" not in r.out,
+        f"power.elf without --shutdown-grace: SIGTERM stops at once ({secs:.2f} s) with 143, "
+        "no press", r.describe())
+
+    # Ctrl-A p on a terminal presses the button; the guest powers off.
+    for append, status, name in (("", POWEROFF, "the guest powers off: exit 0"),
+                                 ("no-enable", 7, "a guest that has not enabled the button: "
+                                  "a warning says so, nothing happens (Ctrl-A x then quits)")):
+        master, slave = pty.openpty()
+        try:
+            args = ["--console", "stdio", "--kernel", guest("power")] + \
+                (["--append", append] if append else [])
+            p, t0 = start(args, stdin=slave, stdout=slave)
+            deadline = t0 + RUN_TIMEOUT
+            buf = b""
+
+            def read_pty(pattern):
+                nonlocal buf
+                while pattern not in buf and time.monotonic() < deadline:
+                    ready, _, _ = select.select([master], [], [], 0.2)
+                    if not ready:
+                        if p.poll() is not None:
+                            break
+                        continue
+                    try:
+                        buf += os.read(master, 4096)
+                    except OSError:
+                        break
+
+            read_pty(b"power: ready")
+            os.write(master, b"\x01p")
+            if append:
+                p_err = b""
+                t_end = min(deadline, time.monotonic() + 3)
+                while b"has not enabled" not in p_err and time.monotonic() < t_end:
+                    ready, _, _ = select.select([p.stderr], [], [], 0.2)
+                    if ready:
+                        p_err += os.read(p.stderr.fileno(), 4096)
+                os.write(master, b"\x01x")
+            else:
+                read_pty(b"power: bye interrupts=1")
+            r = finish(p, args, t0, timeout=max(1, deadline - time.monotonic()))
+            r.err = (p_err.decode(errors="replace") if append else "") + r.err
+            text = buf.decode(errors="replace")
+            ok = r.status == status
+            if append:
+                ok = ok and "has not enabled the ACPI power button" in r.err
+            else:
+                ok = ok and "power: bye interrupts=1" in text
+            tap(ok, f"power.elf{(' ' + append) if append else ''} on a terminal: Ctrl-A p presses the button; {name}",
+                r.describe() + "\n--- pty ---\n" + text)
+        finally:
+            os.close(master)
+            os.close(slave)
+
+
 def fifo(tmp):
     path = os.path.join(tmp, "console.fifo")
     if not os.path.exists(path):
@@ -1214,6 +1351,7 @@ GROUPS = {
     "exits": group_exits,
     "decompress": group_decompress,
     "echo": group_echo,
+    "power": group_power,
     "terminal": group_terminal,
     "errors": group_errors,
     "bzimage": group_bzimage,

@@ -7,23 +7,10 @@
 #include "runtime.h"
 
 #define ECHO_VECTOR	0x40
-#define IOAPIC_BASE	0xfec00000ULL
 #define IOAPIC_PIN	4
 
 static volatile bool done;
 static volatile uint32_t interrupts;
-
-static void ioapic_write(uint32_t reg, uint32_t v)
-{
-	mmio_write32(IOAPIC_BASE, reg);
-	mmio_write32(IOAPIC_BASE + 0x10, v);
-}
-
-static uint32_t ioapic_read(uint32_t reg)
-{
-	mmio_write32(IOAPIC_BASE, reg);
-	return mmio_read32(IOAPIC_BASE + 0x10);
-}
 
 __attribute__((interrupt)) static void serial_isr(struct interrupt_frame *f)
 {
@@ -39,26 +26,11 @@ __attribute__((interrupt)) static void serial_isr(struct interrupt_frame *f)
 	x2apic_eoi();
 }
 
-__attribute__((interrupt)) static void spurious_isr(struct interrupt_frame *f)
-{
-	(void)f;
-}
-
 void guest_main(void)
 {
-	idt_init();
-	idt_set_gate(ECHO_VECTOR, serial_isr);
-	idt_set_gate(0xff, spurious_isr);
-
-	outb(0x21, 0xff);			/* mask the 8259s: the IOAPIC delivers */
-	outb(0xa1, 0xff);
-	if (!x2apic_enable()) {
-		print("echo: no x2APIC\n");
+	if (!ioapic_mode_init("echo"))
 		return;
-	}
-	wrmsr(X2APIC_TPR, 0);
-	wrmsr(X2APIC_LVT_LINT0, 1u << 16);	/* masked */
-	wrmsr(X2APIC_SVR, 0x1ff);		/* software-enable, spurious vector 0xff */
+	idt_set_gate(ECHO_VECTOR, serial_isr);
 
 	uint32_t ver = ioapic_read(1);
 	printf("echo: ioapic version 0x%x, %u pins\n", ver & 0xff, ((ver >> 16) & 0xff) + 1);

@@ -566,6 +566,41 @@ bool x2apic_enable(void)
 	return true;
 }
 
+/* ---- the IOAPIC ---- */
+
+void ioapic_write(uint32_t reg, uint32_t v)
+{
+	mmio_write32(IOAPIC_BASE, reg);
+	mmio_write32(IOAPIC_BASE + 0x10, v);
+}
+
+uint32_t ioapic_read(uint32_t reg)
+{
+	mmio_write32(IOAPIC_BASE, reg);
+	return mmio_read32(IOAPIC_BASE + 0x10);
+}
+
+__attribute__((interrupt)) static void spurious_isr(struct interrupt_frame *f)
+{
+	(void)f;
+}
+
+bool ioapic_mode_init(const char *who)
+{
+	idt_init();
+	idt_set_gate(0xff, spurious_isr);
+	outb(0x21, 0xff);			/* mask the 8259s: the IOAPIC delivers */
+	outb(0xa1, 0xff);
+	if (!x2apic_enable()) {
+		printf("%s: no x2APIC\n", who);
+		return false;
+	}
+	wrmsr(X2APIC_TPR, 0);
+	wrmsr(X2APIC_LVT_LINT0, 1u << 16);	/* masked */
+	wrmsr(X2APIC_SVR, 0x1ff);		/* software-enable, spurious vector 0xff */
+	return true;
+}
+
 /* ---- interrupts ---- */
 
 struct idt_gate {

@@ -205,3 +205,16 @@ struct interrupt_frame {
 /* An IDT whose exception vectors (0-31) report and reset the machine. */
 void idt_init(void);
 void idt_set_gate(unsigned int vector, void (*handler)(struct interrupt_frame *));
+
+/* ---- the IOAPIC (at its default base; MMIO, not the x2APIC) ---- */
+
+#define IOAPIC_BASE	0xfec00000ULL
+
+void ioapic_write(uint32_t reg, uint32_t v);
+uint32_t ioapic_read(uint32_t reg);
+/*
+ * Interrupts through the IOAPIC: the IDT (with a spurious-vector 0xff
+ * handler), the 8259s masked, the BSP's x2APIC on with TPR 0, LINT0 masked
+ * and spurious vector 0xff. False (printed as "WHO: no x2APIC") without one.
+ */
+bool ioapic_mode_init(const char *who);

@@ -373,7 +373,7 @@ static void check_fadt(const struct tables *t)
 
 	uint32_t flags = le32(f + 112);
 	assert_true(flags & (1U << 0));		/* WBINVD */
-	assert_true(flags & (1U << 4));		/* PWR_BUTTON: control method / none */
+	assert_false(flags & (1U << 4));	/* PWR_BUTTON clear: the fixed-feature power button */
 	assert_true(flags & (1U << 5));		/* SLP_BUTTON: control method / none */
 	assert_true(flags & (1U << 6));		/* FIX_RTC: no RTC wake status */
 	assert_true(flags & (1U << 10));	/* RESET_REG_SUP */

@@ -34,10 +34,19 @@
 #define CNT_SLP_EN	(1U << 13)
 #define SLP_TYP(t)	((unsigned int)(t) << 10)
 
+/* The SCI line as the device drives it. */
+struct sci_line {
+	pthread_mutex_t lock;
+	int level;
+	unsigned int raised, lowered;	/* transitions seen */
+	bool repeated;			/* driven to the level it already had */
+};
+
 struct fixture {
 	struct vm vm;
 	struct acpi_pm *pm;
 	struct helper_log log;
+	struct sci_line sci;
 };
 
 static const struct acpi_pm_ports ports = {
@@ -49,9 +58,25 @@ static void stop_vm(void *opaque, enum vm_stop_reason reason, const char *why)
 	vm_request_stop(opaque, reason, why);
 }
 
-static struct acpi_pm *create(struct vm *vm)
+static void sci_set(void *opaque, int level)
 {
-	return acpi_pm_create(&vm->pio, &ports, &(struct stop_hook){ stop_vm, vm });
+	struct sci_line *l = opaque;
+
+	pthread_mutex_lock(&l->lock);
+	if (level == l->level)
+		l->repeated = true;
+	else if (level)
+		l->raised++;
+	else
+		l->lowered++;
+	l->level = level;
+	pthread_mutex_unlock(&l->lock);
+}
+
+static struct acpi_pm *create(struct vm *vm, struct sci_line *sci)
+{
+	return acpi_pm_create(&vm->pio, &ports, &(struct stop_hook){ stop_vm, vm },
+			      sci ? sci_set : NULL, sci);
 }
 
 static int setup(void **state)
@@ -63,7 +88,8 @@ static int setup(void **state)
 	bus_init(&f->vm.pio, "pio");
 	bus_init(&f->vm.mmio, "mmio");
 	log_set_sink(helper_log_sink, &f->log);
-	f->pm = create(&f->vm);
+	pthread_mutex_init(&f->sci.lock, NULL);
+	f->pm = create(&f->vm, &f->sci);
 	if (!f->pm)
 		return -1;
 	*state = f;
@@ -76,6 +102,7 @@ static int teardown(void **state)
 
 	log_set_sink(NULL, NULL);
 	acpi_pm_device_ops.destroy(f->pm);
+	pthread_mutex_destroy(&f->sci.lock);
 	vm_stop_fini(&f->vm);
 	bus_destroy(&f->vm.pio);
 	bus_destroy(&f->vm.mmio);
@@ -118,7 +145,7 @@ static void test_registered_ranges(void **state)
 	assert_false(bus_find(&f->vm.pio, PORT_ACPI_RESET + 1, &r));
 
 	/* Creating it twice on one bus is a registration error, logged once. */
-	assert_null(create(&f->vm));
+	assert_null(create(&f->vm, NULL));
 	assert_int_equal(f->log.errors, 1);
 }
 
@@ -272,7 +299,7 @@ static void test_two_vms_and_reset(void **state)
 	memset(&vm2, 0, sizeof(vm2));
 	assert_int_equal(vm_stop_init(&vm2), 0);
 	bus_init(&vm2.pio, "pio");
-	pm2 = create(&vm2);
+	pm2 = create(&vm2, NULL);
 	assert_non_null(pm2);
 	assert_int_equal(in(&vm2, PM1_EN, 2), 0);
 	assert_int_equal(in(&vm2, PM1_CNT, 2), CNT_SCI_EN);
@@ -288,6 +315,116 @@ static void test_two_vms_and_reset(void **state)
 	acpi_pm_device_ops.destroy(pm2);
 	bus_destroy(&vm2.pio);
 	vm_stop_fini(&vm2);
+}
+
+/* The button latches PWRBTN_STS whether or not the guest enabled it. */
+static void test_power_button_sets_status(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_false(acpi_pm_power_button_enabled(f->pm));
+	acpi_pm_press_power_button(f->pm);
+	assert_int_equal(in(&f->vm, PM1_STS, 2), STS_PWRBTN);
+	assert_int_equal(in(&f->vm, PM1_STS + 1, 1), STS_PWRBTN >> 8);
+	/* A second press before the guest cleared it: still one bit. */
+	acpi_pm_press_power_button(f->pm);
+	assert_int_equal(in(&f->vm, PM1_STS, 2), STS_PWRBTN);
+	/* Write 1 to clear; the enable register is untouched by all this. */
+	out(&f->vm, PM1_STS, 2, STS_PWRBTN);
+	assert_int_equal(in(&f->vm, PM1_STS, 2), 0);
+	assert_int_equal(in(&f->vm, PM1_EN, 2), 0);
+	/* Nothing but the status bit: no stop, no warning. */
+	assert_false(vm_is_stopping(&f->vm));
+	assert_int_equal(f->log.warnings + f->log.errors, 0);
+}
+
+/* The SCI is raised only while PWRBTN_STS and PWRBTN_EN are both set. */
+static void test_power_button_sci(void **state)
+{
+	struct fixture *f = *state;
+
+	/* Disabled: the press latches but the line stays low. */
+	acpi_pm_press_power_button(f->pm);
+	assert_int_equal(f->sci.level, 0);
+	assert_int_equal(f->sci.raised, 0);
+	/* Enabling with the status pending raises it at once. */
+	out(&f->vm, PM1_EN, 2, EN_PWRBTN);
+	assert_true(acpi_pm_power_button_enabled(f->pm));
+	assert_int_equal(f->sci.level, 1);
+	assert_int_equal(f->sci.raised, 1);
+	/* Writing 0 to the status, or other enable bits, keeps it up (a level). */
+	out(&f->vm, PM1_STS, 2, 0);
+	out(&f->vm, PM1_EN, 2, EN_PWRBTN | EN_GBL);
+	assert_int_equal(f->sci.level, 1);
+	/* Clearing the status (write 1, a byte to the high half) drops it. */
+	out(&f->vm, PM1_STS + 1, 1, STS_PWRBTN >> 8);
+	assert_int_equal(f->sci.level, 0);
+	assert_int_equal(f->sci.lowered, 1);
+
+	/* Enabled: a press raises it right away; clearing the enable drops it too. */
+	acpi_pm_press_power_button(f->pm);
+	assert_int_equal(f->sci.level, 1);
+	assert_int_equal(f->sci.raised, 2);
+	out(&f->vm, PM1_EN, 2, EN_GBL);
+	assert_int_equal(f->sci.level, 0);
+	assert_int_equal(in(&f->vm, PM1_STS, 2), STS_PWRBTN);	/* still latched */
+	out(&f->vm, PM1_EN, 2, EN_PWRBTN);
+	assert_int_equal(f->sci.level, 1);
+	/* A status bit without an enable bit (WAK_STS) never raises it. */
+	out(&f->vm, PM1_STS, 2, 0xffff);
+	assert_int_equal(f->sci.level, 0);
+	acpi_pm_test_set_status(f->pm, STS_WAK);
+	out(&f->vm, PM1_EN, 2, 0xffff);
+	assert_int_equal(f->sci.level, 0);
+
+	/* Reset: the line drops with the registers. */
+	acpi_pm_press_power_button(f->pm);
+	assert_int_equal(f->sci.level, 1);
+	acpi_pm_device_ops.reset(f->pm);
+	assert_int_equal(f->sci.level, 0);
+	assert_int_equal(in(&f->vm, PM1_STS, 2), 0);
+	assert_int_equal(f->sci.raised, 4);
+	assert_int_equal(f->sci.lowered, 4);
+	/* Driven on changes only: never twice to the same level. */
+	assert_false(f->sci.repeated);
+}
+
+/* A press from another thread while vCPUs rewrite the registers: the line follows the state. */
+static void *press_thread(void *arg)
+{
+	struct fixture *f = arg;
+
+	for (int i = 0; i < 20000; i++)
+		acpi_pm_press_power_button(f->pm);
+	return NULL;
+}
+
+static void *clear_thread(void *arg)
+{
+	struct fixture *f = arg;
+	uint8_t d[2] = { 0, STS_PWRBTN >> 8 };
+
+	for (int i = 0; i < 20000; i++)
+		bus_access(&f->vm.pio, PM1_STS, d, 2, true);
+	return NULL;
+}
+
+static void test_power_button_threads(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t t[2];
+
+	out(&f->vm, PM1_EN, 2, EN_PWRBTN);
+	assert_int_equal(pthread_create(&t[0], NULL, press_thread, f), 0);
+	assert_int_equal(pthread_create(&t[1], NULL, clear_thread, f), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	/* Whatever the last step was, the line matches the status now. */
+	assert_int_equal(f->sci.level, (in(&f->vm, PM1_STS, 2) & STS_PWRBTN) != 0);
+	assert_false(f->sci.repeated);
+	out(&f->vm, PM1_STS, 2, STS_PWRBTN);
+	assert_int_equal(f->sci.level, 0);
+	assert_int_equal(f->sci.raised, f->sci.lowered);
 }
 
 /* Several vCPU threads at once: the lock keeps read-modify-writes whole. */
@@ -341,6 +478,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_byte_and_dword_accesses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_vms_and_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_access, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_power_button_sets_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_power_button_sci, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_power_button_threads, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

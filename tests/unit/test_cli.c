@@ -33,6 +33,17 @@ static void test_usage_errors(void **state)
 	expect_usage_error("--cpus '256'", (const char *[]){ "run", "-k", "x", "-c", "256", NULL });
 	expect_usage_error("--cpus '2x'", (const char *[]){ "run", "-k", "x", "--cpus=2x", NULL });
 	expect_usage_error("--cpus '-1'", (const char *[]){ "run", "-k", "x", "--cpus", "-1", NULL });
+	/* Seconds from 0 to a day: nothing else, no unit. */
+	for (const char *const *v = (const char *[]){ "soon", "-1", "5s", "nan", "86401", " 5", NULL };
+	     *v; v++) {
+		char needle[64];
+
+		snprintf(needle, sizeof(needle), "--shutdown-grace '%s'", *v);
+		expect_usage_error(needle, (const char *[]){ "run", "-k", "x", "--shutdown-grace", *v,
+							     NULL });
+	}
+	expect_usage_error("'--shutdown-grace' needs a value",
+			   (const char *[]){ "run", "-k", "x", "--shutdown-grace", NULL });
 	expect_usage_error("--console 'tty'", (const char *[]){ "run", "-k", "x", "--console", "tty", NULL });
 	expect_usage_error("--console 'file:'", (const char *[]){ "run", "-k", "x", "--console", "file:", NULL });
 	expect_usage_error("unexpected argument 'extra'",

@@ -25,6 +25,7 @@ static void test_defaults_and_strings(void **state)
 	assert_int_equal(c.nr_cpus, 1);
 	assert_int_equal(c.mem_size, VM_DEFAULT_MEM_SIZE);
 	assert_true(c.host_decompress);
+	assert_int_equal(c.shutdown_grace_ms, 0);		/* signals stop at once */
 	/* Copies: the caller's buffer may change afterwards. */
 	assert_int_equal(vm_config_set(&c, &c.kernel_path, buf), 0);
 	strcpy(buf, "changed");
@@ -121,6 +122,13 @@ static void test_validate(void **state)
 	c.mem_size = 4096 * 1000 + 1;
 	assert_int_equal(vm_config_validate(&c), -1);
 	c.mem_size = VM_DEFAULT_MEM_SIZE;
+	/* The shutdown grace: up to a day (an API sets it without the CLI's parser). */
+	c.shutdown_grace_ms = VM_MAX_SHUTDOWN_GRACE_MS;
+	assert_int_equal(vm_config_validate(&c), 0);
+	c.shutdown_grace_ms = VM_MAX_SHUTDOWN_GRACE_MS + 1;
+	assert_int_equal(vm_config_validate(&c), -1);
+	assert_non_null(strstr(log.last_error, "--shutdown-grace"));
+	c.shutdown_grace_ms = 0;
 
 	/* One image twice: only when both are read-only. */
 	assert_int_equal(vm_config_add_disk(&c, "same.img,ro=on"), 0);

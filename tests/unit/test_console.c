@@ -383,6 +383,7 @@ struct receiver {
 	size_t len;
 	uint8_t buf[4096];
 	int quits;
+	int powers;		/* C-a p */
 };
 
 static size_t receive(void *opaque, const uint8_t *buf, size_t len)
@@ -408,6 +409,13 @@ static void on_quit(void *opaque)
 	struct receiver *r = opaque;
 
 	helper_locked_inc(&r->lock, &r->quits);
+}
+
+static void on_power(void *opaque)
+{
+	struct receiver *r = opaque;
+
+	helper_locked_inc(&r->lock, &r->powers);
 }
 
 /* Read a receiver field under its lock. */
@@ -581,6 +589,7 @@ static struct console *pty_console_start(struct receiver *r, int *master, int *s
 	assert_non_null(c);
 	console_set_input(c, receive, r);
 	console_set_quit_handler(c, on_quit, r);
+	console_set_power_handler(c, on_power, r);
 	assert_int_equal(console_start(c), 0);
 	return c;
 }
@@ -625,8 +634,20 @@ static void test_pty_raw_mode_and_escapes(void **state)
 	assert_int_equal(RCV(&r, len), 7);
 	assert_memory_equal(r.buf, "a\x01" "bc\x03\rd", 7);
 	assert_non_null(strstr(err, "C-a x"));
+	assert_non_null(strstr(err, "C-a p"));
 	assert_non_null(strstr(err, "\r\n"));
 	assert_null(strstr(err, "\n\n"));
+	assert_int_equal(RCV(&r, quits), 0);
+	assert_int_equal(RCV(&r, powers), 0);
+
+	/* C-a p calls the power handler, once per sequence, and sends nothing to the guest. */
+	assert_int_equal(write(master, "\x01p\x01p", 4), 4);
+	double tp = helper_now_ms();
+	while (RCV(&r, powers) < 2) {
+		assert_true(helper_now_ms() - tp < 5000);
+		usleep(1000);
+	}
+	assert_int_equal(RCV(&r, len), 7);
 	assert_int_equal(RCV(&r, quits), 0);
 
 	/* C-a x quits (and nothing reaches the guest); a C-a split across reads works. */

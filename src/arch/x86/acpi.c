@@ -436,7 +436,11 @@ static void acpi_write_fadt(uint8_t *buf, const struct acpi_layout *l, uint64_t 
 	 */
 	f.iapc_boot_arch = ACPI_FADT_BOOT_LEGACY_DEVICES |
 			   ACPI_FADT_BOOT_VGA_NOT_PRESENT | ACPI_FADT_BOOT_CMOS_RTC_NOT_PRESENT;
-	f.flags = ACPI_FADT_F_WBINVD | ACPI_FADT_F_PROC_C1 | ACPI_FADT_F_PWR_BUTTON |
+	/*
+	 * PWR_BUTTON clear: the power button is the fixed-feature one in PM1
+	 * (PWRBTN_STS/EN), so Linux's button driver needs no DSDT device.
+	 */
+	f.flags = ACPI_FADT_F_WBINVD | ACPI_FADT_F_PROC_C1 |
 		  ACPI_FADT_F_SLP_BUTTON | ACPI_FADT_F_FIX_RTC | ACPI_FADT_F_RESET_REG_SUP;
 	f.reset_reg = acpi_gas_io(PORT_ACPI_RESET, ACPI_RESET_REG_LEN, ACPI_GAS_ACCESS_BYTE);
 	f.reset_value = ACPI_PM_RESET_VALUE;

@@ -26,6 +26,12 @@ static void machine_serial_irq(void *opaque, int level)
 	irq_line_set(opaque, IRQ_COM1, level);
 }
 
+/* The SCI: GSI 9, level triggered (the MADT's override says so). */
+static void machine_sci_irq(void *opaque, int level)
+{
+	irq_line_set(opaque, IRQ_ACPI_SCI, level);
+}
+
 /* List dev, or destroy it at once when the list cannot take it. */
 static int machine_add(struct machine *m, const struct device_ops *ops, void *dev,
 		       const char *name)
@@ -61,9 +67,11 @@ static int machine_add_legacy(struct machine *m)
 			i8042_create(env->pio, PORT_I8042_DATA, PORT_I8042_CMD, &env->stop),
 			"i8042") < 0)
 		return -1;
-	if (machine_add(m, &acpi_pm_device_ops, acpi_pm_create(env->pio, &pm_ports, &env->stop),
-			"acpi-pm") < 0)
+	m->acpi_pm = acpi_pm_create(env->pio, &pm_ports, &env->stop, machine_sci_irq, env->irq);
+	if (machine_add(m, &acpi_pm_device_ops, m->acpi_pm, "acpi-pm") < 0) {
+		m->acpi_pm = NULL;
 		return -1;
+	}
 	if (machine_add(m, &pvpanic_device_ops, pvpanic_create(env->pio, PORT_PVPANIC, &env->stop),
 			"pvpanic") < 0)
 		return -1;
@@ -289,6 +297,14 @@ int machine_install_acpi(struct machine *m, unsigned int nr_cpus, uint64_t *rsdp
 	return acpi_install(m->env.mem, &acpi, rsdp);
 }
 
+int machine_press_power_button(struct machine *m)
+{
+	if (!m->acpi_pm)
+		return -1;
+	acpi_pm_press_power_button(m->acpi_pm);
+	return acpi_pm_power_button_enabled(m->acpi_pm) ? 1 : 0;
+}
+
 void machine_reset(struct machine *m)
 {
 	device_list_reset(&m->devices);
@@ -304,6 +320,7 @@ void machine_destroy(struct machine *m)
 	device_list_destroy(&m->devices);
 	aml_fini(&m->dsdt);
 	m->serial = NULL;
+	m->acpi_pm = NULL;
 	m->pci = NULL;
 	m->nr_net = 0;
 }

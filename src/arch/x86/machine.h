@@ -16,6 +16,7 @@
 #include "vmm/irq.h"
 #include "vmm/memory.h"
 
+struct acpi_pm;
 struct console;
 struct pci_host;
 struct serial;
@@ -38,6 +39,7 @@ struct machine {
 	struct device_list devices;
 	struct aml dsdt;		/* the devices' objects for Scope (\_SB) */
 	struct serial *serial;
+	struct acpi_pm *acpi_pm;	/* listed in devices; for the power button */
 	struct pci_host *pci;
 	unsigned int nr_blk;		/* virtio-blk devices so far: their names */
 	struct virtio_net *nets[VM_MAX_NETS];	/* listed in devices; for the counters */
@@ -52,6 +54,13 @@ int machine_install_acpi(struct machine *m, unsigned int nr_cpus, uint64_t *rsdp
 
 /* The network interfaces' counters summed (all zero without any); valid until destroy. */
 void machine_net_stats(struct machine *m, struct virtio_net_stats *sum);
+
+/*
+ * Press the ACPI power button (any thread). 1: the guest listens to it
+ * (PM1_EN.PWRBTN_EN set, the SCI is raised); 0: not (yet): the press stays
+ * latched in PM1_STS; -1: there is no ACPI PM device (a half-built machine).
+ */
+int machine_press_power_button(struct machine *m);
 
 /* Reset every device (a guest reboot, were it supported). */
 void machine_reset(struct machine *m);
