@@ -308,20 +308,47 @@ static int op_pause(void *opaque, char *fault, size_t size)
 static int op_resume(void *opaque, char *fault, size_t size)
 {
 	struct fc_runtime *rt = opaque;
+	int ret = -1;
 
 	pthread_mutex_lock(&rt->lock);
 	if (rt->vmm)
-		vmm_resume(rt->vmm);
-	else
-		snprintf(fault, size, "The microVM has stopped.");
+		ret = vmm_resume(rt->vmm);
 	pthread_mutex_unlock(&rt->lock);
-	return rt->vmm ? 0 : -1;
+	if (ret < 0)
+		snprintf(fault, size, "The microVM has stopped.");
+	return ret;
+}
+
+/*
+ * Firecracker's SendCtrlAltDel types Ctrl+Alt+Del on the i8042 for a guest
+ * to reboot (with reboot=k: to exit); bootvm presses its ACPI power button,
+ * which a guest with a button driver answers by powering off. As with
+ * Firecracker, the answer does not wait for the guest.
+ */
+static int op_ctrl_alt_del(void *opaque, char *fault, size_t size)
+{
+	struct fc_runtime *rt = opaque;
+	int ret = -1;
+
+	pthread_mutex_lock(&rt->lock);
+	if (rt->vmm)
+		ret = vmm_press_power_button(rt->vmm);
+	pthread_mutex_unlock(&rt->lock);
+	if (ret < 0) {
+		snprintf(fault, size, "The microVM has stopped.");
+		return -1;
+	}
+	if (ret == 0)
+		log_info("SendCtrlAltDel: the guest has not enabled its ACPI power button yet; "
+			 "the press stays latched");
+	return 0;
 }
 
 static const struct fc_ops fc_runtime_ops = {
 	.start = op_start,
 	.pause = op_pause,
 	.resume = op_resume,
+	.ctrl_alt_del = op_ctrl_alt_del,
 };
 
 /* Before InstanceStart: serve the API thread's start requests; a signal ends the process. */
