@@ -52,7 +52,8 @@ void log_set_sink(log_sink_fn sink, void *opaque)
 	log_sink_opaque = opaque;
 }
 
-static void log_vmsg(enum log_level level, const char *fmt, va_list ap);
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
