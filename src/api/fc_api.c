@@ -285,6 +285,38 @@ static int refuse_present(struct json_object *o, const char *name, const char *w
 	return 0;
 }
 
+/*
+ * A RateLimiter that limits nothing (no buckets, or buckets of size 0, which
+ * Firecracker takes as unlimited) is what clients such as Kata send by
+ * default: accepted. One that would limit is refused: bootvm has none.
+ */
+static int refuse_limiter(struct json_object *o, const char *name, char *f, size_t size)
+{
+	static const char *const buckets[] = { "bandwidth", "ops" };
+	struct json_object *rl = jget(o, name);
+
+	if (!rl)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		struct json_object *b = jget(rl, buckets[i]), *sz;
+
+		if (!b)
+			continue;
+		if (!json_object_is_type(b, json_type_object) ||
+		    !json_object_object_get_ex(b, "size", &sz) ||
+		    !json_object_is_type(sz, json_type_int) || json_object_get_int64(sz) != 0)
+			return fault(f, size, "bootvm does not support `%s`: bootvm has no rate "
+				     "limiters (only an unlimited one, size 0, is accepted).", name);
+	}
+	json_object_object_foreach(rl, key, val) {
+		(void)val;
+		if (strcmp(key, "bandwidth") && strcmp(key, "ops"))
+			return fault(f, size, "%s: unknown field `%.64s` in `%s`, expected `bandwidth` "
+				     "or `ops`.", fc_deser, key, name);
+	}
+	return 0;
+}
+
 /* ---- the resources ---- */
 
 static void drive_free(struct fc_drive *d)
@@ -456,7 +488,7 @@ static int put_drive(struct fc_api *api, const char *id, struct json_object *o,
 	if (api->state != FC_NOT_STARTED)
 		return fault(f, size, "%s", fc_post_boot);
 	if (refuse_present(o, "socket", "bootvm has no vhost-user block devices", f, size) < 0 ||
-	    refuse_present(o, "rate_limiter", "bootvm has no rate limiters", f, size) < 0)
+	    refuse_limiter(o, "rate_limiter", f, size) < 0)
 		return -1;
 	path = jstr(o, "path_on_host");
 	cache = jstr(o, "cache_type");
@@ -533,7 +565,7 @@ static int patch_drive(struct fc_api *api, const char *id, struct json_object *o
 	d = drive_find(&api->res, id);
 	if (!d)
 		return fault(f, size, "Drive config error: no drive with drive_id `%s`.", id);
-	if (refuse_present(o, "rate_limiter", "bootvm has no rate limiters", f, size) < 0)
+	if (refuse_limiter(o, "rate_limiter", f, size) < 0)
 		return -1;
 	path = jstr(o, "path_on_host");
 	if (path && strcmp(path, d->path))
@@ -594,8 +626,8 @@ static int put_net(struct fc_api *api, const char *id, struct json_object *o,
 			     "body [%.64s]!", id, iface);
 	if (api->state != FC_NOT_STARTED)
 		return fault(f, size, "%s", fc_post_boot);
-	if (refuse_present(o, "rx_rate_limiter", "bootvm has no rate limiters", f, size) < 0 ||
-	    refuse_present(o, "tx_rate_limiter", "bootvm has no rate limiters", f, size) < 0 ||
+	if (refuse_limiter(o, "rx_rate_limiter", f, size) < 0 ||
+	    refuse_limiter(o, "tx_rate_limiter", f, size) < 0 ||
 	    refuse_present(o, "mtu", "bootvm's virtio-net does not advertise an MTU", f, size) < 0)
 		return -1;
 	tap = jstr(o, "host_dev_name");
@@ -661,8 +693,8 @@ static int patch_net(struct fc_api *api, const char *id, struct json_object *o,
 		return fault(f, size, "%s", fc_pre_boot);
 	if (!net_find(&api->res, id))
 		return fault(f, size, "Network config error: no interface with iface_id `%s`.", id);
-	if (refuse_present(o, "rx_rate_limiter", "bootvm has no rate limiters", f, size) < 0 ||
-	    refuse_present(o, "tx_rate_limiter", "bootvm has no rate limiters", f, size) < 0)
+	if (refuse_limiter(o, "rx_rate_limiter", f, size) < 0 ||
+	    refuse_limiter(o, "tx_rate_limiter", f, size) < 0)
 		return -1;
 	return 0;
 }
@@ -735,7 +767,7 @@ static int put_entropy(struct fc_api *api, struct json_object *o, char *f, size_
 		return -1;
 	if (api->state != FC_NOT_STARTED)
 		return fault(f, size, "%s", fc_post_boot);
-	if (refuse_present(o, "rate_limiter", "bootvm has no rate limiters", f, size) < 0)
+	if (refuse_limiter(o, "rate_limiter", f, size) < 0)
 		return -1;
 	api->res.entropy = true;
 	return 0;
@@ -760,27 +792,26 @@ static int cmdline_add(char **line, const char *word)
 
 /*
  * The command line bootvm boots: boot_args (or Firecracker's default), less
- * pci=off (Firecracker's virtio devices are MMIO, bootvm's are PCI: the
- * guest needs PCI to see its disks), plus root= for the root drive.
+ * pci=off and acpi=off, which clients pass for Firecracker's machine (virtio
+ * over MMIO, no ACPI; Kata passes both) but would take from a bootvm guest
+ * its disks (PCI) and its power button and CPUs (ACPI); plus root= for the
+ * root drive.
  */
 static char *fc_cmdline(const struct fc_resources *r)
 {
 	const char *src = r->boot_args ? r->boot_args : FC_DEFAULT_CMDLINE;
 	char *line = strdup(""), *copy = strdup(src), *save = NULL;
-	bool dropped = false;
 
 	if (!line || !copy)
 		goto err;
 	for (char *w = strtok_r(copy, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save)) {
-		if (!strcmp(w, "pci=off")) {
-			dropped = true;
+		if (!strcmp(w, "pci=off") || !strcmp(w, "acpi=off")) {
+			log_info("boot_args: dropped %s (bootvm's machine has PCI devices and ACPI)", w);
 			continue;
 		}
 		if (cmdline_add(&line, w) < 0)
 			goto err;
 	}
-	if (dropped)
-		log_info("boot_args: dropped pci=off (bootvm's virtio devices are on PCI)");
 	if (r->nr_drives && r->drives[0].root) {
 		char root[FC_PARTUUID_MAX + 32];
 

@@ -112,6 +112,9 @@ def check_fault(sock, method, path, data, want, name, code=400, data_file=None):
                f"got {status} {body!r}: {probs}; want {want!r}")
 
 
+_procs = []     # every Fc started: killed at exit if a check went wrong midway
+
+
 class Fc:
     """A `bootvm firecracker` process with its socket, console on pipes."""
 
@@ -120,6 +123,7 @@ class Fc:
         cmd = [BOOTVM, "firecracker"] + (["--api-sock", self.sock] if sock else []) + list(args)
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
+        _procs.append(self.p)
         self.out = b""
         if sock:
             deadline = time.monotonic() + 5
@@ -440,11 +444,17 @@ def main():
         skip("firecracker", "curl is not installed (scripts/deps.sh installs it)")
         return plan()
     with tempfile.TemporaryDirectory(prefix="bootvm-fc-") as tmp:
-        getting_started(tmp)
-        config_file(tmp)
-        cli_errors(tmp)
-        failed_start(tmp)
-        running_vm(tmp)
+        try:
+            getting_started(tmp)
+            config_file(tmp)
+            cli_errors(tmp)
+            failed_start(tmp)
+            running_vm(tmp)
+        finally:
+            for p in _procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
     return plan()
 
 

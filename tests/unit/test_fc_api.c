@@ -379,7 +379,7 @@ static void test_drives(void **state)
 			    f->disk);
 	expect_fault(f, "PUT", "/drives/second", b, "A root block device already exists!");
 	free(b);
-	put_boot(f, "console=ttyS0 pci=off");
+	put_boot(f, "console=ttyS0 pci=off acpi=off");
 	start(f);
 	assert_int_equal(f->rec.starts, 1);
 	assert_int_equal(f->rec.cfg.nr_disks, 2);
@@ -445,7 +445,10 @@ static void test_network_interfaces(void **state)
 	expect_fault(f, "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":"
 		     "\"tap1\",\"mtu\":1400}", "bootvm does not support `mtu`");
 	expect_fault(f, "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":"
-		     "\"tap1\",\"rx_rate_limiter\":{}}", "`rx_rate_limiter`");
+		     "\"tap1\",\"rx_rate_limiter\":{\"ops\":{\"size\":5,\"refill_time\":1}}}",
+		     "`rx_rate_limiter`");
+	expect_fault(f, "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":"
+		     "\"tap1\",\"rx_rate_limiter\":{\"burst\":{}}}", "unknown field `burst`");
 	/* The extension: user-mode networking with QEMU's hostfwd rules. */
 	expect_fault(f, "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"bootvm_net\":"
 		     "\"tap=x\"}", "must be user[,hostfwd=...]");
@@ -453,8 +456,10 @@ static void test_network_interfaces(void **state)
 		     "\"user,hostfwd=tcp::99999-:22\"}", "Network config error:");
 	expect_fault(f, "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":"
 		     "\"tap1\",\"bootvm_net\":\"user\"}", "not both");
+	/* Unlimited limiters, as Kata sends them, are accepted. */
 	expect_204(f, "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"bootvm_net\":"
-		   "\"user,hostfwd=tcp::5555-:22\"}");
+		   "\"user,hostfwd=tcp::5555-:22\",\"rx_rate_limiter\":{},\"tx_rate_limiter\":"
+		   "{\"bandwidth\":{\"size\":0,\"refill_time\":1000}}}");
 	put_boot(f, "console=ttyS0");
 	start(f);
 	assert_int_equal(f->rec.cfg.nr_nets, 2);
