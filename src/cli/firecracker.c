@@ -65,8 +65,9 @@ static const char fc_help[] =
 "  --version                print the Firecracker API version bootvm follows\n"
 "  -h, --help               show this help\n"
 "\n"
-"Refused with a message (bootvm lacks what they need): --boot-timer (no boot-timer\n"
-"device; see bootvm run --boot-timeline where available), --metadata and\n"
+"  --boot-timer             accepted with a warning: bootvm has no boot-timer device\n"
+"\n"
+"Refused with a message (bootvm lacks what they need): --metadata and\n"
 "--mmds-size-limit (no MMDS), --seccomp-filter, --snapshot-version and\n"
 "--describe-snapshot (no snapshots).\n"
 "\n"
@@ -204,7 +205,10 @@ static int fc_parse(int argc, char **argv, struct fc_args *a)
 			log_info("firecracker: --enable-pci: bootvm's devices are always on PCI");
 			break;
 		case OPT_BOOT_TIMER:
-			return fc_refuse("--boot-timer", "bootvm has no Firecracker boot-timer device");
+			/* Diagnostics only (flintlock passes it): said, not silently dropped. */
+			log_warn("firecracker: --boot-timer: accepted, but bootvm has no boot-timer "
+				 "device (a guest's write to it is not timed)");
+			break;
 		case OPT_METADATA:
 			return fc_refuse("--metadata", "bootvm has no MMDS (microVM metadata service)");
 		case OPT_MMDS_LIMIT:

@@ -238,13 +238,17 @@ def config_file(tmp):
     path = os.path.join(tmp, "vm.json")
     with open(path, "w") as f:
         json.dump(cfg, f)
-    for extra, what in ((["--no-api"], "--no-api"), ([], "with a socket")):
+    for extra, what in ((["--no-api", "--boot-timer"], "--no-api --boot-timer (flintlock's)"),
+                        ([], "with a socket")):
         fc = Fc(tmp, "--config-file", path, *extra, sock=not extra, name="cfg")
         status = fc.wait()
         out = fc.out.decode(errors="replace")
         tap(status == 0 and "virtio: all ok" in out and "id=rootfs" in out,
             f"--config-file {what}: the VM starts at once, boots the guest, exit 0",
             f"exit {status}\n{out}\n{fc.err}")
+        if "--boot-timer" in extra:
+            tap("--boot-timer: accepted, but bootvm has no boot-timer device" in fc.err,
+                "--boot-timer: accepted with a warning that says what is missing", fc.err)
     bad = os.path.join(tmp, "bad.json")
     for text, want, what in (
             ('{"boot-source": {"kernel_image_path": "%s"}, "vsock": {"guest_cid": 3, '
@@ -262,7 +266,8 @@ def config_file(tmp):
 
 
 def cli_errors(tmp):
-    for args, want in ((["--boot-timer"], "boot-timer"), (["--metadata", "x.json"], "MMDS"),
+    for args, want in ((["--metadata", "x.json"], "MMDS"), (["--mmds-size-limit", "9"], "MMDS"),
+                       (["--seccomp-filter", "f.bpf"], "seccomp"),
                        (["--no-api"], "needs --config-file"), (["--bogus"], "unknown option"),
                        (["--level", "Loud"], "--level"),
                        (["--id", "bad id"], "--id")):
