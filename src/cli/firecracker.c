@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include "cli/cli.h"
 #include "util/file.h"
 #include "util/log.h"
+#include "virtio/net.h"
 #include "vmm/exit_status.h"
 #include "vmm/run.h"
 
@@ -348,11 +350,43 @@ static int op_ctrl_alt_del(void *opaque, char *fault, size_t size)
 	return 0;
 }
 
+/*
+ * The running VM's part of a metrics line (API thread, with the API's lock):
+ * Firecracker's "net" counters from bootvm's, and what only bootvm counts.
+ * Hook for the boot timeline: once src/vmm/timeline.h is in, add
+ * "boot_timeline": timeline_json() here.
+ */
+static void op_metrics(void *opaque, struct json_object *line)
+{
+	struct fc_runtime *rt = opaque;
+	struct virtio_net_stats net;
+	struct json_object *n, *b;
+
+	pthread_mutex_lock(&rt->lock);
+	if (!rt->vmm) {
+		pthread_mutex_unlock(&rt->lock);
+		return;
+	}
+	vmm_net_stats(rt->vmm, &net);
+	pthread_mutex_unlock(&rt->lock);
+	n = json_object_new_object();
+	json_object_object_add(n, "rx_packets_count", json_object_new_int64((int64_t)net.rx_frames));
+	json_object_object_add(n, "rx_bytes_count", json_object_new_int64((int64_t)net.rx_bytes));
+	json_object_object_add(n, "tx_packets_count", json_object_new_int64((int64_t)net.tx_frames));
+	json_object_object_add(n, "tx_bytes_count", json_object_new_int64((int64_t)net.tx_bytes));
+	json_object_object_add(line, "net", n);
+	b = json_object_new_object();
+	json_object_object_add(b, "net_rx_dropped", json_object_new_int64((int64_t)net.rx_dropped));
+	json_object_object_add(b, "net_tx_dropped", json_object_new_int64((int64_t)net.tx_dropped));
+	json_object_object_add(line, "bootvm", b);
+}
+
 static const struct fc_ops fc_runtime_ops = {
 	.start = op_start,
 	.pause = op_pause,
 	.resume = op_resume,
 	.ctrl_alt_del = op_ctrl_alt_del,
+	.metrics = op_metrics,
 };
 
 /* Before InstanceStart: serve the API thread's start requests; a signal ends the process. */
