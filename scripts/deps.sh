@@ -6,7 +6,8 @@ set -eu
 # libglib2.0-dev: slirp.pc requires glib-2.0, but Debian's libslirp-dev does not pull it in.
 packages="build-essential pkg-config meson ninja-build linux-libc-dev python3
   zlib1g-dev liblz4-dev libzstd-dev liblzma-dev libcmocka-dev
-  liburing-dev libslirp-dev libglib2.0-dev libext2fs-dev libarchive-dev libjson-c-dev
+  liburing-dev libslirp-dev libglib2.0-dev libext2fs-dev libarchive-dev
+  libjson-c-dev libhttp-parser-dev curl
   acpica-tools cpio busybox-static kmod gzip xz-utils lz4 zstd
   e2fsprogs dosfstools mtools fdisk clang libclang-rt-14-dev"
 [ "${1:-}" = "--bench" ] && packages="$packages qemu-system-x86 hyperfine time"

@@ -22,13 +22,14 @@ static const struct {
 	{ "mkdisk", cli_mkdisk, "build an ext4 disk image from tar archives or directories" },
 	{ "disk-info", cli_disk_info, "show a disk image's partitions and the kernel it boots" },
 	{ "qemu", cli_qemu, "run a QEMU command line (also as qemu-system-x86_64)" },
+	{ "firecracker", cli_firecracker, "Firecracker's flags, config file and API socket" },
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: bootvm COMMAND [OPTIONS]\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-10s  %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-11s  %s\n", commands[i].name, commands[i].summary);
 	fprintf(out,
 		"\n"
 		"`bootvm COMMAND --help` describes each command; bootvm(1) has the rest.\n"
@@ -71,12 +72,14 @@ static int stdout_done(int status)
 
 static int run_command(int argc, char **argv)
 {
-	/* Installed (or symlinked) as QEMU, bootvm takes QEMU's command line. */
+	/* Installed (or symlinked) as QEMU or Firecracker, bootvm takes their command lines. */
 	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
 
 	base = base ? base + 1 : argc > 0 ? argv[0] : "";
 	if (!strcmp(base, "qemu-system-x86_64"))
 		return cli_qemu(argc, argv);
+	if (!strcmp(base, "firecracker"))
+		return cli_firecracker(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return CLI_USAGE;

@@ -8,6 +8,8 @@ int cli_initramfs(int argc, char **argv);
 /* Execs bootvm-mkdisk (see tools/mkdisk.h) with argv. */
 int cli_mkdisk(int argc, char **argv);
 int cli_disk_info(int argc, char **argv);
+/* Firecracker's flags, --config-file and API socket (also as argv[0] "firecracker"). */
+int cli_firecracker(int argc, char **argv);
 
 struct vm_config;
 /* What a command line says beyond the VM's config. */

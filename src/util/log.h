@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
@@ -18,11 +19,24 @@ void log_set_crlf(int on);
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* log_msg() that also records where it was called from (see log_origin()). */
+void log_msg_at(enum log_level level, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
-#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_error(...) log_msg_at(LOG_ERROR, __FILE__, __LINE__, __VA_ARGS__)
+#define log_warn(...)  log_msg_at(LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
+#define log_info(...)  log_msg_at(LOG_INFO, __FILE__, __LINE__, __VA_ARGS__)
+#define log_debug(...) log_msg_at(LOG_DEBUG, __FILE__, __LINE__, __VA_ARGS__)
+
+/* For a sink: the source file and line of the message being delivered (NULL, 0: unknown). */
+void log_origin(const char **file, int *line);
+
+/*
+ * The first error this thread logs from now on is also copied into buf
+ * (size bytes, "" until then), e.g. to hand it to an API client as well;
+ * NULL stops. Thread-local: other threads' errors are not taken.
+ */
+void log_capture_first_error(char *buf, size_t size);
 
 /*
  * A bad command line of subcommand cmd: logs "CMD: MESSAGE (see bootvm CMD

@@ -353,6 +353,13 @@ static bool run_is_running(struct vmm *ctx)
 	return __atomic_load_n(&ctx->started, __ATOMIC_ACQUIRE) && !vm_is_stopping(&ctx->vm);
 }
 
+void vmm_net_stats(struct vmm *ctx, struct virtio_net_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	if (ctx->machine_built)
+		machine_net_stats(&ctx->machine, sum);
+}
+
 int vmm_pause(struct vmm *ctx)
 {
 	if (!run_is_running(ctx))

@@ -44,6 +44,9 @@ int vmm_press_power_button(struct vmm *vmm);
 int vmm_pause(struct vmm *vmm);
 int vmm_resume(struct vmm *vmm);
 bool vmm_is_paused(struct vmm *vmm);
+struct virtio_net_stats;
+/* The network interfaces' counters summed (zero without any); from vmm_build() until vmm_stop(). */
+void vmm_net_stats(struct vmm *vmm, struct virtio_net_stats *sum);
 /* Stop everything, free it, and return the exit status (see vmm/exit_status.h). */
 int vmm_stop(struct vmm *vmm);
 

@@ -4,6 +4,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -120,6 +122,62 @@ static void test_prefault_write(void **state)
 	munmap(p, 16 * page);
 }
 
+struct origin_seen {
+	char file[64];
+	int line;
+	struct helper_log log;
+};
+
+static void origin_sink(enum log_level level, const char *msg, void *opaque)
+{
+	struct origin_seen *o = opaque;
+	const char *file;
+
+	log_origin(&file, &o->line);
+	snprintf(o->file, sizeof(o->file), "%s", file ? file : "");
+	helper_log_sink(level, msg, &o->log);
+}
+
+static void *log_other_thread(void *arg)
+{
+	log_error("an error on another thread");
+	return arg;
+}
+
+/* log_capture_first_error() keeps this thread's first error; log_origin() says where from. */
+static void test_log_capture_and_origin(void **state)
+{
+	struct origin_seen o = { 0 };
+	char buf[32] = "stale";
+	pthread_t t;
+	int line;
+
+	log_set_sink(origin_sink, &o);
+	log_capture_first_error(buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	log_warn("a warning is not an error");
+	pthread_create(&t, NULL, log_other_thread, NULL);
+	pthread_join(t, NULL);
+	assert_string_equal(buf, "");
+	line = __LINE__ + 1;
+	log_error("first error, long enough to be cut short here");
+	log_error("second error");
+	log_capture_first_error(NULL, 0);
+	log_error("after the capture");
+	log_set_sink(NULL, NULL);
+	assert_string_equal(buf, "first error, long enough to be ");	/* cut to the buffer */
+	assert_int_equal(o.log.errors, 4);			/* still all logged */
+	assert_string_equal(o.log.last_error, "after the capture");
+	assert_non_null(strstr(o.file, "test_util.c"));
+	assert_int_equal(o.line, line + 3);
+	/* log_msg() itself records no origin. */
+	log_set_sink(origin_sink, &o);
+	log_msg(LOG_ERROR, "no origin");
+	log_set_sink(NULL, NULL);
+	assert_string_equal(o.file, "");
+	assert_int_equal(o.line, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -129,6 +187,7 @@ int main(void)
 		cmocka_unit_test(test_file_map_errors),
 		cmocka_unit_test(test_file_map_contents),
 		cmocka_unit_test(test_prefault_write),
+		cmocka_unit_test(test_log_capture_and_origin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
