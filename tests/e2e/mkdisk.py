@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import io
 import os
+import pty
 import re
 import shutil
 import stat
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 
 from tap import plan, skip, tap
 
@@ -589,6 +591,104 @@ def check_errors(tmp):
     tap(r.returncode == 1 and "no-helper" in r.stderr, "a missing helper: a clear error", r.stderr)
 
 
+def big_file(path):
+    """70 MiB: 1 MiB pieces of data (more than one 32 MiB write run), every
+    seventh piece zeros and 123 bytes longer (holes not on a block boundary)."""
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        for i in range(70):
+            b = bytes([i]) * 4096 * 256 if i % 7 else b"\0" * ((1 << 20) + 123)
+            if i % 7:
+                b = hashlib.sha256(b"%d" % i).digest() * 7 + b[224:]
+            f.write(b)
+            h.update(b)
+        f.write(b"tail")
+        h.update(b"tail")
+    return h.hexdigest()
+
+
+def mkdisk_pty(*args):
+    """mkdisk with stderr on a pseudo-terminal: (exit status, what the terminal got)."""
+    master, slave = pty.openpty()
+    got = bytearray()
+
+    def reader():
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:
+                return
+            if not b:
+                return
+            got.extend(b)
+    t = threading.Thread(target=reader)
+    t.start()
+    p = subprocess.run([BOOTVM, "mkdisk", *args], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=slave, timeout=120)
+    os.close(slave)
+    t.join(10)
+    os.close(master)
+    return p.returncode, bytes(got)
+
+
+def check_big_and_progress(tmp):
+    """Data over several write runs, holes inside runs and blocks, and the progress bar."""
+    src = os.path.join(tmp, "big-src")
+    os.mkdir(src)
+    big_sha = big_file(os.path.join(src, "big"))
+    with open(os.path.join(src, "sp"), "wb") as f:
+        # two pieces of data in one 4 KiB block, with a hole between them
+        f.write(b"a" * 5000)
+        f.seek(1 << 22)
+        f.write(b"b" * 100)
+        f.seek((1 << 22) + 3000)
+        f.write(b"c" * 9000)
+        f.truncate(50 << 20)
+    sp_sha = hashlib.sha256(open(os.path.join(src, "sp"), "rb").read()).hexdigest()
+    tarpath = os.path.join(tmp, "big.tar")
+    r = subprocess.run(["tar", "--sparse", "-cf", tarpath, "-C", src, "big", "sp"],
+                       capture_output=True, text=True)
+    if not tap(r.returncode == 0 and os.path.getsize(tarpath) > 64 << 20,
+               "a 70 MiB archive for the big-file and progress checks", r.stderr):
+        return
+    img = os.path.join(tmp, "big.ext4")
+    r = mkdisk("-o", img, tarpath)
+    ok, out = fsck(img) if r.returncode == 0 else (False, r.err)
+    tree = image_tree(img) if ok else {}
+    if tree:
+        image_read(img, tree, tmp)
+    b, sp = tree.get("big", {}), tree.get("sp", {})
+    tap(ok and b.get("sha") == big_sha and b.get("size") == 70 * (1 << 20) + 10 * 123 + 4,
+        "a 70 MiB file (three write runs, holes off block boundaries) comes back byte for byte, "
+        "e2fsck clean", out + repr(b))
+    tap(b.get("blockcount", 0) // 8 < 61 * 256, "its zero MiBs are holes", repr(b))
+    tap(sp.get("sha") == sp_sha and sp.get("blockcount", 1 << 30) <= 6 * 8,
+        "a sparse file with two pieces in one block keeps both, and its holes", repr(sp))
+
+    bar = re.compile(rb"\rbootvm mkdisk: \[#*\s*\]\s+(\d+)% [\d.]+ MiB of 70.0 MiB")
+
+    def last_pct(out):
+        pcts = [int(m.group(1)) for m in bar.finditer(out)]
+        return pcts[-1] if pcts else -1
+    rc, term = mkdisk_pty("-o", img, tarpath)
+    tap(rc == 0 and len(bar.findall(term)) > 10 and last_pct(term) >= 95 and
+        term.endswith(b"\r\x1b[K"),
+        "stderr a terminal, archive over 64 MiB: the progress bar is drawn, moves to the end, "
+        "and is erased",
+        repr(term[-300:]))
+    r = mkdisk("-o", img, tarpath)
+    tap(r.returncode == 0 and b"\r" not in r.stderr and not r.stderr,
+        "stderr a pipe: no progress bar", repr(r.stderr[-300:]))
+    rc, term = mkdisk_pty("-o", img, "--no-progress", tarpath)
+    tap(rc == 0 and not bar.search(term), "--no-progress on a terminal: no bar", repr(term[-300:]))
+    small = os.path.join(tmp, "main.tar")
+    rc, term = mkdisk_pty("-o", os.path.join(tmp, "small-bar.ext4"), small)
+    tap(rc == 0 and not bar.search(term), "a small archive on a terminal: no bar", repr(term[-300:]))
+    r = mkdisk("-o", img, "--progress", tarpath)
+    tap(r.returncode == 0 and last_pct(r.stderr) >= 95,
+        "--progress draws it on a pipe too", repr(r.stderr[-300:]))
+
+
 def main():
     for tool in ("debugfs", "e2fsck"):
         if shutil.which(tool) is None:
@@ -599,6 +699,7 @@ def main():
         check_ssh(tmp)
         check_sparse_and_dirs(tmp)
         check_compressions(tmp)
+        check_big_and_progress(tmp)
         check_hostile(tmp)
         check_errors(tmp)
     return plan()
