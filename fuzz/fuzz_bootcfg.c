@@ -18,18 +18,9 @@
 #include <string.h>
 
 #include "tools/diskboot.h"
-#include "util/log.h"
+#include "fuzz.h"
 
 #define FUZZ_BLS_MAX 8
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void quiet(enum log_level level, const char *msg, void *opaque)
-{
-	(void)level;
-	(void)msg;
-	(void)opaque;
-}
 
 struct fuzz_input {
 	const char *text;
@@ -237,7 +228,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static int ready;
 
 	if (!ready) {
-		log_set_sink(quiet, NULL);
+		fuzz_log_quiet();
 		disk_init();
 		ready = 1;
 	}

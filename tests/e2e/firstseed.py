@@ -14,7 +14,8 @@ alice's uid/gid on her files, root's on root's, modes 700/600, contents equal
 to the key files, bootvm's exit status 0, and `e2fsck -fn` clean after the
 guest has used the filesystem.
 
-Environment: BOOTVM (the binary; bootvm-mkdisk is beside it), SOURCE_ROOT.
+Environment: BOOTVM (the binary; bootvm-mkdisk is beside it), SOURCE_ROOT,
+BOOTVM_TEST_KERNEL (as for linux.py).
 Hold /work/wt/linux.lock (flock) around it on shared machines.
 """
 import hashlib
@@ -29,13 +30,9 @@ import time
 
 from tap import plan, skip, tap
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_ROOT = os.environ.get("SOURCE_ROOT", os.path.dirname(os.path.dirname(HERE)))
-BOOTVM = os.environ.get("BOOTVM", os.path.join(SOURCE_ROOT, "build", "src", "bootvm"))
-BUSYBOX = "/bin/busybox"
-TEST_CMDLINE = ("console=ttyS0 reboot=a panic=-1 clearcpuid=cx16,xsave,popcnt,smap "
-                "rcupdate.rcu_cpu_stall_suppress=1")
-BOOT_TIMEOUT = 900
+# The test kernel, its command line and the busybox: as linux.py finds them.
+from linux import BOOT_TIMEOUT, BOOTVM, BUSYBOX, TEST_CMDLINE, TEST_KERNEL, TEST_KERNEL_WHY
+
 NOBODY = 65534
 HOSTNAME = "first-seed"
 ALICE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFirstSeedAliceKey0000000000000000000000 alice@host\n"
@@ -43,7 +40,7 @@ ROOT_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFirstSeedRootKey000000000000000
 APPLETS = ["sh", "stat", "sha256sum", "mount", "poweroff", "cat"]
 MTIME = 1700000000
 
-# Four programs (stat, sha256sum, two mounts, poweroff); the rest builtins.
+# Five programs (stat, sha256sum, two mounts, poweroff); the rest are shell builtins.
 INIT = f"""#!/bin/sh
 export PATH=/bin
 echo FIRSTSEED-BEGIN
@@ -57,14 +54,6 @@ mount -t proc proc /proc
 mount -o remount,ro / && echo "REMOUNT=ro"
 poweroff -f
 """
-
-
-def find_test_kernel():
-    p = subprocess.run([os.path.join(SOURCE_ROOT, "scripts", "find-test-kernel.sh")],
-                       capture_output=True, text=True)
-    if p.returncode:
-        return None, (p.stderr.strip().splitlines() or ["not found"])[-1]
-    return p.stdout.strip(), None
 
 
 def rootfs_tar(path):
@@ -109,7 +98,7 @@ def run_unprivileged(args):
 
 
 def main():
-    kernel, why = find_test_kernel()
+    kernel, why = TEST_KERNEL, TEST_KERNEL_WHY
     need = [t for t in ("e2fsck", "mke2fs") if not shutil.which(t)]
     if not kernel or need or not os.path.exists(BUSYBOX) or not os.path.exists("/dev/kvm"):
         skip("the first seed's disk", why or f"missing: {' '.join(need) or BUSYBOX + ' or /dev/kvm'}")
