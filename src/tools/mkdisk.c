@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -645,9 +646,9 @@ struct run {
 	size_t len;		/* bytes gathered */
 };
 
-/* Allocate and write n blocks of data at file block lblk. */
+/* Allocate and write n blocks of data at file block lblk; the last from tail if not NULL. */
 static errcode_t blocks_write(struct mkdisk *m, ext2_ino_t ino, blk64_t lblk, blk64_t n,
-			      const uint8_t *data)
+			      const uint8_t *data, const uint8_t *tail)
 {
 	const unsigned int bs = m->fs->blocksize;
 	ext2_extent_handle_t h;
@@ -678,7 +679,12 @@ static errcode_t blocks_write(struct mkdisk *m, ext2_ino_t ino, blk64_t lblk, bl
 		cnt = ex.e_lblk + ex.e_len - lblk;
 		if (cnt > n)
 			cnt = n;
-		err = io_channel_write_blk64(m->fs->io, ex.e_pblk + (lblk - ex.e_lblk), (int)cnt, data);
+		blk64_t pblk = ex.e_pblk + (lblk - ex.e_lblk), direct = cnt == n && tail ? cnt - 1 : cnt;
+
+		if (direct)
+			err = io_channel_write_blk64(m->fs->io, pblk, (int)direct, data);
+		if (!err && direct < cnt)
+			err = io_channel_write_blk64(m->fs->io, pblk + direct, 1, tail);
 		if (err)
 			break;
 		lblk += cnt;
@@ -689,37 +695,74 @@ static errcode_t blocks_write(struct mkdisk *m, ext2_ino_t ino, blk64_t lblk, bl
 	return err;
 }
 
-/* Write the run gathered in m->run_buf: its whole zero blocks stay holes. */
-static errcode_t run_flush(struct mkdisk *m, ext2_ino_t ino, struct run *r)
+/*
+ * Write len bytes of data at file offset start (block-aligned): its whole zero
+ * blocks stay holes. A last partial block is written zero-padded, through
+ * m->run_buf's last block (so data may be m->run_buf itself, shorter than that).
+ */
+static errcode_t data_put(struct mkdisk *m, ext2_ino_t ino, uint64_t start, const uint8_t *data,
+			  size_t len)
 {
 	const unsigned int bs = m->fs->blocksize;
-	size_t nblocks = (r->len + bs - 1) / bs, i = 0;
+	size_t nblocks = (len + bs - 1) / bs, i = 0;
+	uint8_t *tail = NULL;
 	errcode_t err = 0;
 
-	memset(m->run_buf + r->len, 0, nblocks * bs - r->len);
+	if (len % bs) {
+		tail = m->run_buf + MKDISK_RUN_MAX - bs;
+		memmove(tail, data + len - len % bs, len % bs);
+		memset(tail + len % bs, 0, bs - len % bs);
+	}
+#define BLOCK(k) (tail && (k) == nblocks - 1 ? tail : data + (k) * bs)
 	while (i < nblocks && !err) {
 		size_t j;
 
-		while (i < nblocks && block_is_zero(m->run_buf + i * bs, bs))
+		while (i < nblocks && block_is_zero(BLOCK(i), bs))
 			i++;
-		for (j = i; j < nblocks && !block_is_zero(m->run_buf + j * bs, bs); j++)
+		for (j = i; j < nblocks && !block_is_zero(BLOCK(j), bs); j++)
 			;
 		if (j > i)
-			err = blocks_write(m, ino, r->start / bs + i, j - i, m->run_buf + i * bs);
+			err = blocks_write(m, ino, start / bs + i, j - i, data + i * bs,
+					   tail && j == nblocks ? tail : NULL);
 		i = j;
 	}
+#undef BLOCK
+	return err;
+}
+
+/* Write the run gathered in m->run_buf. */
+static errcode_t run_flush(struct mkdisk *m, ext2_ino_t ino, struct run *r)
+{
+	errcode_t err = data_put(m, ino, r->start, m->run_buf, r->len);
+
 	r->start += r->len;
 	r->len = 0;
 	return err;
 }
 
-/* Add len bytes at file offset o to the run, flushing it when full or when o jumps ahead. */
+/*
+ * Add len bytes at file offset o to the run, flushing it when full or when o
+ * jumps ahead. A piece that starts a block and is the rest of the file (an
+ * uncompressed archive read from memory gives a file's data in one piece) or
+ * a whole run's worth is written from where it is, without the copy.
+ */
 static errcode_t run_put(struct mkdisk *m, ext2_ino_t ino, struct run *r, uint64_t o,
-			 const uint8_t *p, size_t len)
+			 const uint8_t *p, size_t len, uint64_t size)
 {
 	const unsigned int bs = m->fs->blocksize;
 	errcode_t err;
 
+	if (!r->len && o % bs == 0 && (o + len == size || len >= MKDISK_RUN_MAX)) {
+		size_t n = o + len == size ? len : len - len % bs;
+
+		err = data_put(m, ino, o, p, n);
+		if (err)
+			return err;
+		r->start = o + n;
+		o += n;
+		p += n;
+		len -= n;
+	}
 	while (len) {
 		uint64_t end = r->start + r->len;
 
@@ -792,7 +835,7 @@ static int file_data_write(struct mkdisk *m, ext2_ino_t ino, struct data_src *sr
 				  (uint64_t)off < pos ? "out of order" : "beyond its size");
 			return -1;
 		}
-		err = run_put(m, ino, &run, (uint64_t)off, buf, len);
+		err = run_put(m, ino, &run, (uint64_t)off, buf, len, size);
 		if (err)
 			return fs_fail(m, path, "cannot write its data", err);
 		pos = (uint64_t)off + len;
@@ -1122,10 +1165,43 @@ static const char *archive_err(struct archive *a)
 	return s ? s : "unknown error";
 }
 
+/*
+ * A regular file mapped read-only, or NULL (then it is read(); so are pipes).
+ * From memory, libarchive hands an uncompressed file's data over in one piece
+ * that is written from the mapping, not copied into a buffer first.
+ */
+static void *archive_map(const char *file, size_t *len)
+{
+	struct stat st;
+	void *p = NULL;
+	int fd;
+
+	/* Not even opened unless regular: opening and closing a FIFO's read end can SIGPIPE its writer. */
+	if (stat(file, &st) < 0 || !S_ISREG(st.st_mode))
+		return NULL;
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    (uint64_t)st.st_size <= SIZE_MAX / 2) {
+		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED) {
+			p = NULL;
+		} else {
+			*len = (size_t)st.st_size;
+			madvise(p, *len, MADV_SEQUENTIAL);
+		}
+	}
+	close(fd);
+	return p;
+}
+
 static int source_iterate_archive(struct mkdisk *m, struct source *s, const char *file)
 {
 	struct archive_entry *e;
 	char path[PATH_MAX];
+	size_t map_len = 0;
+	void *map;
 	int r, ret = -1;
 
 	s->a = archive_read_new();
@@ -1135,7 +1211,9 @@ static int source_iterate_archive(struct mkdisk *m, struct source *s, const char
 	}
 	archive_read_support_filter_all(s->a);
 	archive_read_support_format_all(s->a);
-	if (archive_read_open_filename(s->a, file, 1 << 16) != ARCHIVE_OK) {
+	map = archive_map(file, &map_len);
+	if (map ? archive_read_open_memory(s->a, map, map_len) != ARCHIVE_OK :
+		  archive_read_open_filename(s->a, file, 1 << 16) != ARCHIVE_OK) {
 		log_error("mkdisk: %s: %s", file, archive_err(s->a));
 		goto out;
 	}
@@ -1157,6 +1235,8 @@ static int source_iterate_archive(struct mkdisk *m, struct source *s, const char
 out:
 	archive_read_free(s->a);
 	s->a = NULL;
+	if (map)
+		munmap(map, map_len);
 	return ret;
 }
 
@@ -1653,6 +1733,12 @@ int mkdisk_build(const struct mkdisk_options *opt)
 	for (size_t i = 0; i < opt->n_sources; i++) {
 		if (stat(opt->sources[i], &st) < 0) {
 			log_error("mkdisk: source %s: %s", opt->sources[i], strerror(errno));
+			return -1;
+		}
+		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !opt->size) {
+			/* The census would eat the stream and the image come out empty. */
+			log_error("mkdisk: source %s is not a regular file and can be read only once; "
+				  "--size auto reads the sources twice: give --size", opt->sources[i]);
 			return -1;
 		}
 		if (!S_ISDIR(st.st_mode))
