@@ -317,6 +317,20 @@ static void tmp_cleanup_signal(int sig)
 	raise(sig);
 }
 
+/* The archives are mapped: one cut short while we read it faults here, not in libarchive. */
+static void archive_sigbus(int sig)
+{
+	static const char msg[] = "bootvm: mkdisk: a source archive shrank while it was being read; "
+				  "nothing written\n";
+
+	(void)sig;
+	if (tmp_path[0])
+		unlink(tmp_path);
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
 static bool err_is_full(errcode_t err)
 {
 	return err == EXT2_ET_BLOCK_ALLOC_FAIL || err == EXT2_ET_INODE_ALLOC_FAIL ||
@@ -1695,10 +1709,12 @@ static int temp_create(const char *output)
 
 static void signals_set(void (*handler)(int))
 {
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGBUS };
 
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		struct sigaction sa = { .sa_handler = handler };
+		struct sigaction sa = {
+			.sa_handler = sigs[i] == SIGBUS && handler != SIG_DFL ? archive_sigbus : handler,
+		};
 
 		sigemptyset(&sa.sa_mask);
 		sigaction(sigs[i], &sa, NULL);
@@ -1753,6 +1769,11 @@ int mkdisk_build(const struct mkdisk_options *opt)
 	m.progress_on = opt->progress > 0 ||
 			(opt->progress < 0 && isatty(STDERR_FILENO) &&
 			 m.progress_total > MKDISK_PROGRESS_MIN);
+	/* From here on the archives are mapped. */
+	struct sigaction bus = { .sa_handler = archive_sigbus };
+
+	sigemptyset(&bus.sa_mask);
+	sigaction(SIGBUS, &bus, NULL);
 	if (!size) {
 		bool on = m.progress_on;
 
