@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stddef.h>
@@ -272,6 +273,29 @@ static uint64_t auto_inodes(uint64_t entries)
 
 /* ---- the builder ---- */
 
+/*
+ * File data straight from a mapped archive is written by a second thread
+ * with pwrite() on its own descriptor, so that the kernel's copy into the
+ * image's page cache runs beside the parsing and allocating. Metadata stays
+ * with libext2fs's io_channel; the two never share a block while both are
+ * live: the queue is drained and the io_channel's cache dropped before any
+ * block is freed (a replaced file), and drained before a mapping goes away
+ * and before the image is closed.
+ */
+#define WRITER_QUEUE 256
+
+struct writer {
+	pthread_t thread;
+	bool running;
+	int fd;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct { uint64_t off; const uint8_t *p; size_t len; } q[WRITER_QUEUE];
+	unsigned int head, tail;	/* tail: jobs done (not only taken) */
+	bool stop;
+	int err;			/* the first errno, 0 if none */
+};
+
 struct mkdisk {
 	const struct mkdisk_options *opt;
 	ext2_filsys fs;
@@ -287,7 +311,145 @@ struct mkdisk {
 	uint64_t written;
 	/* A file's data on its way into the image (MKDISK_RUN_MAX bytes). */
 	uint8_t *run_buf;
+	/* The archive being read, when mapped: its data can be written from there. */
+	const uint8_t *src_map;
+	size_t src_map_len;
+	struct writer w;
 };
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (w->head == w->tail && !w->stop)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->head == w->tail)
+			break;
+		uint64_t off = w->q[w->tail % WRITER_QUEUE].off;
+		const uint8_t *p = w->q[w->tail % WRITER_QUEUE].p;
+		size_t len = w->q[w->tail % WRITER_QUEUE].len;
+		int err = 0;
+
+		pthread_mutex_unlock(&w->lock);
+		while (len && !err) {
+			ssize_t n = pwrite(w->fd, p, len, (off_t)off);
+
+			if (n > 0) {
+				p += n;
+				off += (uint64_t)n;
+				len -= (size_t)n;
+			} else if (n == 0 || errno != EINTR) {
+				err = n == 0 ? EIO : errno;
+			}
+		}
+		pthread_mutex_lock(&w->lock);
+		if (err && !w->err)
+			w->err = err;
+		w->tail++;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static int writer_start(struct mkdisk *m, const char *path)
+{
+	struct writer *w = &m->w;
+	int err;
+
+	w->fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (w->fd < 0) {
+		log_error("mkdisk: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	err = pthread_create(&w->thread, NULL, writer_main, w);
+	if (err) {
+		log_error("mkdisk: cannot start the writer thread: %s", strerror(err));
+		close(w->fd);
+		return -1;
+	}
+	w->running = true;
+	return 0;
+}
+
+/* Wait for every queued write: 0, or -1 (logged) if one failed. */
+static int writer_drain(struct mkdisk *m)
+{
+	struct writer *w = &m->w;
+	int err;
+
+	if (!w->running)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	while (w->head != w->tail)
+		pthread_cond_wait(&w->cond, &w->lock);
+	err = w->err;
+	w->err = 0;
+	pthread_mutex_unlock(&w->lock);
+	if (err) {
+		log_error("mkdisk: writing file data to the image: %s",
+			  err == ENOSPC ? "no space left on the host's disk" : strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
+static int writer_stop(struct mkdisk *m)
+{
+	struct writer *w = &m->w;
+	int ret;
+
+	if (!w->running)
+		return 0;
+	ret = writer_drain(m);
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	close(w->fd);
+	w->running = false;
+	return ret;
+}
+
+static void writer_put(struct mkdisk *m, uint64_t off, const uint8_t *p, size_t len)
+{
+	struct writer *w = &m->w;
+
+	pthread_mutex_lock(&w->lock);
+	while (w->head - w->tail == WRITER_QUEUE)
+		pthread_cond_wait(&w->cond, &w->lock);
+	w->q[w->head % WRITER_QUEUE].off = off;
+	w->q[w->head % WRITER_QUEUE].p = p;
+	w->q[w->head % WRITER_QUEUE].len = len;
+	w->head++;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Before blocks are freed: no write of theirs still queued, no stale copy in the cache. */
+static int writer_barrier(struct mkdisk *m)
+{
+	errcode_t err;
+
+	if (!m->w.running)
+		return 0;
+	if (writer_drain(m) < 0)
+		return -1;
+	/* unix_io drops its cache (after writing it back) when it is turned off */
+	err = io_channel_set_options(m->fs->io, "cache=off");
+	if (!err)
+		err = io_channel_set_options(m->fs->io, "cache=on");
+	if (err) {
+		log_error("mkdisk: flushing the image's block cache: %s", error_message(err));
+		return -1;
+	}
+	return 0;
+}
 
 /* Where the data of a regular file comes from. */
 struct data_src {
@@ -523,6 +685,8 @@ static int node_unlink(struct mkdisk *m, ext2_ino_t dir, const char *name, struc
 	errcode_t err;
 	const char *path = n->path;
 
+	if (writer_barrier(m) < 0)
+		return -1;
 	err = ext2fs_unlink(m->fs, dir, name, ino, 0);
 	if (err)
 		return fs_fail(m, path, "cannot replace it", err);
@@ -695,7 +859,9 @@ static errcode_t blocks_write(struct mkdisk *m, ext2_ino_t ino, blk64_t lblk, bl
 			cnt = n;
 		blk64_t pblk = ex.e_pblk + (lblk - ex.e_lblk), direct = cnt == n && tail ? cnt - 1 : cnt;
 
-		if (direct)
+		if (direct && m->w.running && data >= m->src_map && data < m->src_map + m->src_map_len)
+			writer_put(m, pblk * bs, data, direct * bs);
+		else if (direct)
 			err = io_channel_write_blk64(m->fs->io, pblk, (int)direct, data);
 		if (!err && direct < cnt)
 			err = io_channel_write_blk64(m->fs->io, pblk + direct, 1, tail);
@@ -1226,6 +1392,8 @@ static int source_iterate_archive(struct mkdisk *m, struct source *s, const char
 	archive_read_support_filter_all(s->a);
 	archive_read_support_format_all(s->a);
 	map = archive_map(file, &map_len);
+	m->src_map = map;
+	m->src_map_len = map_len;
 	if (map ? archive_read_open_memory(s->a, map, map_len) != ARCHIVE_OK :
 		  archive_read_open_filename(s->a, file, 1 << 16) != ARCHIVE_OK) {
 		log_error("mkdisk: %s: %s", file, archive_err(s->a));
@@ -1249,6 +1417,11 @@ static int source_iterate_archive(struct mkdisk *m, struct source *s, const char
 out:
 	archive_read_free(s->a);
 	s->a = NULL;
+	/* nothing may still be writing from the mapping */
+	if (writer_drain(m) < 0)
+		ret = -1;
+	m->src_map = NULL;
+	m->src_map_len = 0;
 	if (map)
 		munmap(map, map_len);
 	return ret;
@@ -1801,11 +1974,14 @@ int mkdisk_build(const struct mkdisk_options *opt)
 		goto out_tmp;
 	}
 	close(fd);
-	if (mke2fs_run(tmp_path, inodes, opt->label) < 0 || fs_open(&m, tmp_path) < 0)
+	if (mke2fs_run(tmp_path, inodes, opt->label) < 0 || fs_open(&m, tmp_path) < 0 ||
+	    writer_start(&m, tmp_path) < 0)
 		goto out_fs;
 	if (sources_iterate(&m, fill_entry) < 0)
 		goto out_fs;
 	progress_end(&m);
+	if (writer_stop(&m) < 0)
+		goto out_fs;
 	if (opt->hostname && hostname_put(&m, opt->hostname) < 0)
 		goto out_fs;
 	for (size_t i = 0; i < opt->n_keys; i++)
@@ -1829,6 +2005,7 @@ int mkdisk_build(const struct mkdisk_options *opt)
 	goto out;
 out_fs:
 	progress_end(&m);
+	writer_stop(&m);
 	if (m.fs)
 		ext2fs_free(m.fs);
 	m.fs = NULL;
