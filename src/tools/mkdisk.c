@@ -411,6 +411,8 @@ static int writer_stop(struct mkdisk *m)
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
 	close(w->fd);
 	w->running = false;
 	return ret;
@@ -1172,6 +1174,12 @@ static unsigned int type_of(struct archive_entry *e)
  * directory by a non-directory; a directory over a directory only takes its
  * attributes.
  */
+/* New xattrs on an existing inode may free its old xattr block: a barrier first. */
+static int xattrs_barrier(struct mkdisk *m, struct archive_entry *e)
+{
+	return archive_entry_xattr_count(e) ? writer_barrier(m) : 0;
+}
+
 static int entry_put(struct mkdisk *m, struct archive_entry *e, const char *path,
 		     struct data_src *src)
 {
@@ -1192,6 +1200,7 @@ static int entry_put(struct mkdisk *m, struct archive_entry *e, const char *path
 			return -1;
 		}
 		return inode_attrs_set(m, EXT2_ROOT_INO, e, path) < 0 ||
+		       xattrs_barrier(m, e) < 0 ||
 		       inode_xattrs_set(m, EXT2_ROOT_INO, e, path) < 0 ? -1 : 0;
 	}
 	slash = strrchr(path, '/');
@@ -1203,6 +1212,7 @@ static int entry_put(struct mkdisk *m, struct archive_entry *e, const char *path
 		if (old->type == LINUX_S_IFDIR) {
 			if (!hl && type == LINUX_S_IFDIR)
 				return inode_attrs_set(m, old->ino, e, path) < 0 ||
+				       xattrs_barrier(m, e) < 0 ||
 				       inode_xattrs_set(m, old->ino, e, path) < 0 ? -1 : 0;
 			log_error("mkdisk: /%s: a later entry would replace this directory with a "
 				  "non-directory", path);
