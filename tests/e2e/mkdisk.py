@@ -629,6 +629,16 @@ def big_file(path):
     return h.hexdigest()
 
 
+def mkdisk_tree(tmp, img, *args):
+    """mkdisk -o img ARGS, e2fsck, and the image read back: (ok, messages, tree)."""
+    r = mkdisk("-o", img, *args)
+    ok, out = fsck(img) if r.returncode == 0 else (False, r.err)
+    tree = image_tree(img) if ok else {}
+    if tree:
+        image_read(img, tree, tmp)
+    return ok, out, tree
+
+
 def check_replaced(tmp):
     """Blocks freed by a replaced file and by an old xattr block, then reused: data intact."""
     blob = lambda c: hashlib.sha256(c).digest() * (32768 + 7)   # 1 MiB + 224 bytes
@@ -640,12 +650,7 @@ def check_replaced(tmp):
                   ti("f1", data=blob(b"B")), ti("f2", data=blob(b"C")),
                   ti("d/", tarfile.DIRTYPE, 0o755, pax={"SCHILY.xattr.user.big": xa2}),
                   ti("f3", data=blob(b"D"))])
-    img = os.path.join(tmp, "replaced.ext4")
-    r = mkdisk("-o", img, p)
-    ok, out = fsck(img) if r.returncode == 0 else (False, r.err)
-    tree = image_tree(img) if ok else {}
-    if tree:
-        image_read(img, tree, tmp)
+    ok, out, tree = mkdisk_tree(tmp, os.path.join(tmp, "replaced.ext4"), p)
     got = {k: tree.get(k, {}).get("sha") for k in ("f1", "f2", "f3")}
     tap(ok and got == {"f1": sha(blob(b"B")), "f2": sha(blob(b"C")), "f3": sha(blob(b"D"))} and
         tree["d"]["xattrs"].get("user.big") == xa2.encode(),
@@ -698,11 +703,7 @@ def check_big_and_progress(tmp):
                "a 70 MiB archive for the big-file and progress checks", r.stderr):
         return
     img = os.path.join(tmp, "big.ext4")
-    r = mkdisk("-o", img, tarpath)
-    ok, out = fsck(img) if r.returncode == 0 else (False, r.err)
-    tree = image_tree(img) if ok else {}
-    if tree:
-        image_read(img, tree, tmp)
+    ok, out, tree = mkdisk_tree(tmp, img, tarpath)
     b, sp = tree.get("big", {}), tree.get("sp", {})
     tap(ok and b.get("sha") == big_sha and b.get("size") == 70 * (1 << 20) + 10 * 123 + 4,
         "a 70 MiB file (three write runs, holes off block boundaries) comes back byte for byte, "
