@@ -16,16 +16,7 @@
 
 #include "api/fc_api.h"
 #include "api/http.h"
-#include "util/log.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void quiet(enum log_level level, const char *msg, void *opaque)
-{
-	(void)level;
-	(void)msg;
-	(void)opaque;
-}
+#include "fuzz.h"
 
 static int fz_start(void *opaque, struct vm_config *cfg, char *fault, size_t size)
 {
@@ -93,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	log_set_sink(quiet, NULL);
+	fuzz_log_quiet();
 	step = data[0] & 0x7f ? data[0] & 0x7f : size;
 	fc_api_init(&api, "fuzz", &fz_ops, NULL);
 	if (data[0] & 0x80) {

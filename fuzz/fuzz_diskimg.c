@@ -15,18 +15,9 @@
 
 #include "tools/diskimg.h"
 #include "tools/fs_impl.h"
-#include "util/log.h"
+#include "fuzz.h"
 
 #define FUZZ_MAX_FILE (1u << 20)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void quiet(enum log_level level, const char *msg, void *opaque)
-{
-	(void)level;
-	(void)msg;
-	(void)opaque;
-}
 
 struct walk {
 	struct fs *fs;
@@ -67,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static char path[64];
 
 	if (fd < 0) {
-		log_set_sink(quiet, NULL);
+		fuzz_log_quiet();
 		fd = memfd_create("fuzz-disk", MFD_CLOEXEC);
 		if (fd < 0)
 			abort();

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install what bootvm needs to build and test, from Debian's archive (Debian 12).
-# Usage: scripts/deps.sh [--bench]   (--bench adds QEMU and hyperfine for bench/)
+# Usage: scripts/deps.sh [--bench]   (--bench adds QEMU, hyperfine and mmdebstrap for bench/)
 set -eu
 
 # libglib2.0-dev: slirp.pc requires glib-2.0, but Debian's libslirp-dev does not pull it in.
@@ -10,7 +10,7 @@ packages="build-essential pkg-config meson ninja-build linux-libc-dev python3
   libjson-c-dev libhttp-parser-dev curl
   acpica-tools cpio busybox-static kmod gzip xz-utils lz4 zstd
   e2fsprogs dosfstools mtools fdisk clang libclang-rt-14-dev"
-[ "${1:-}" = "--bench" ] && packages="$packages qemu-system-x86 hyperfine time"
+[ "${1:-}" = "--bench" ] && packages="$packages qemu-system-x86 hyperfine time mmdebstrap"
 
 missing=""
 for p in $packages; do

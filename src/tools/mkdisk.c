@@ -19,12 +19,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,6 +46,8 @@ extern char **environ;
 /* Files read back from the image (/etc/passwd, authorized_keys). */
 #define MKDISK_MAX_READ		(16u << 20)
 #define MKDISK_MAX_KEY		(1u << 20)
+/* A file's data is written in runs of at most this many bytes (a multiple of the block size). */
+#define MKDISK_RUN_MAX		(32u << 20)
 
 /* ---- path -> inode table: everything written so far ---- */
 
@@ -269,6 +273,29 @@ static uint64_t auto_inodes(uint64_t entries)
 
 /* ---- the builder ---- */
 
+/*
+ * File data straight from a mapped archive is written by a second thread
+ * with pwrite() on its own descriptor, so that the kernel's copy into the
+ * image's page cache runs beside the parsing and allocating. Metadata stays
+ * with libext2fs's io_channel; the two never share a block while both are
+ * live: the queue is drained and the io_channel's cache dropped before any
+ * block is freed (a replaced file), and drained before a mapping goes away
+ * and before the image is closed.
+ */
+#define WRITER_QUEUE 256
+
+struct writer {
+	pthread_t thread;
+	bool running;
+	int fd;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct { uint64_t off; const uint8_t *p; size_t len; } q[WRITER_QUEUE];
+	unsigned int head, tail;	/* tail: jobs done (not only taken) */
+	bool stop;
+	int err;			/* the first errno, 0 if none */
+};
+
 struct mkdisk {
 	const struct mkdisk_options *opt;
 	ext2_filsys fs;
@@ -282,7 +309,149 @@ struct mkdisk {
 	uint64_t census_entries, census_blocks, census_dirent_bytes;
 	/* Entries written. */
 	uint64_t written;
+	/* A file's data on its way into the image (MKDISK_RUN_MAX bytes). */
+	uint8_t *run_buf;
+	/* The archive being read, when mapped: its data can be written from there. */
+	const uint8_t *src_map;
+	size_t src_map_len;
+	struct writer w;
 };
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (w->head == w->tail && !w->stop)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->head == w->tail)
+			break;
+		uint64_t off = w->q[w->tail % WRITER_QUEUE].off;
+		const uint8_t *p = w->q[w->tail % WRITER_QUEUE].p;
+		size_t len = w->q[w->tail % WRITER_QUEUE].len;
+		int err = 0;
+
+		pthread_mutex_unlock(&w->lock);
+		while (len && !err) {
+			ssize_t n = pwrite(w->fd, p, len, (off_t)off);
+
+			if (n > 0) {
+				p += n;
+				off += (uint64_t)n;
+				len -= (size_t)n;
+			} else if (n == 0 || errno != EINTR) {
+				err = n == 0 ? EIO : errno;
+			}
+		}
+		pthread_mutex_lock(&w->lock);
+		if (err && !w->err)
+			w->err = err;
+		w->tail++;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static int writer_start(struct mkdisk *m, const char *path)
+{
+	struct writer *w = &m->w;
+	int err;
+
+	w->fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (w->fd < 0) {
+		log_error("mkdisk: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	err = pthread_create(&w->thread, NULL, writer_main, w);
+	if (err) {
+		log_error("mkdisk: cannot start the writer thread: %s", strerror(err));
+		close(w->fd);
+		return -1;
+	}
+	w->running = true;
+	return 0;
+}
+
+/* Wait for every queued write: 0, or -1 (logged) if one failed. */
+static int writer_drain(struct mkdisk *m)
+{
+	struct writer *w = &m->w;
+	int err;
+
+	if (!w->running)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	while (w->head != w->tail)
+		pthread_cond_wait(&w->cond, &w->lock);
+	err = w->err;
+	w->err = 0;
+	pthread_mutex_unlock(&w->lock);
+	if (err) {
+		log_error("mkdisk: writing file data to the image: %s",
+			  err == ENOSPC ? "no space left on the host's disk" : strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
+static int writer_stop(struct mkdisk *m)
+{
+	struct writer *w = &m->w;
+	int ret;
+
+	if (!w->running)
+		return 0;
+	ret = writer_drain(m);
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	close(w->fd);
+	w->running = false;
+	return ret;
+}
+
+static void writer_put(struct mkdisk *m, uint64_t off, const uint8_t *p, size_t len)
+{
+	struct writer *w = &m->w;
+
+	pthread_mutex_lock(&w->lock);
+	while (w->head - w->tail == WRITER_QUEUE)
+		pthread_cond_wait(&w->cond, &w->lock);
+	w->q[w->head % WRITER_QUEUE].off = off;
+	w->q[w->head % WRITER_QUEUE].p = p;
+	w->q[w->head % WRITER_QUEUE].len = len;
+	w->head++;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Before blocks are freed: no write of theirs still queued, no stale copy in the cache. */
+static int writer_barrier(struct mkdisk *m)
+{
+	errcode_t err;
+
+	if (!m->w.running)
+		return 0;
+	if (writer_drain(m) < 0)
+		return -1;
+	/* unix_io drops its cache (after writing it back) when it is turned off */
+	err = io_channel_set_options(m->fs->io, "cache=off");
+	if (!err)
+		err = io_channel_set_options(m->fs->io, "cache=on");
+	if (err) {
+		log_error("mkdisk: flushing the image's block cache: %s", error_message(err));
+		return -1;
+	}
+	return 0;
+}
 
 /* Where the data of a regular file comes from. */
 struct data_src {
@@ -310,6 +479,20 @@ static void tmp_cleanup_signal(int sig)
 		unlink(tmp_path);
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+/* The archives are mapped: one cut short while we read it faults here, not in libarchive. */
+static void archive_sigbus(int sig)
+{
+	static const char msg[] = "bootvm: mkdisk: a source archive shrank while it was being read; "
+				  "nothing written\n";
+
+	(void)sig;
+	if (tmp_path[0])
+		unlink(tmp_path);
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(1);
 }
 
 static bool err_is_full(errcode_t err)
@@ -504,6 +687,8 @@ static int node_unlink(struct mkdisk *m, ext2_ino_t dir, const char *name, struc
 	errcode_t err;
 	const char *path = n->path;
 
+	if (writer_barrier(m) < 0)
+		return -1;
 	err = ext2fs_unlink(m->fs, dir, name, ino, 0);
 	if (err)
 		return fs_fail(m, path, "cannot replace it", err);
@@ -629,19 +814,195 @@ static int data_next(struct data_src *src, const char *path, const void **buf, s
 	return 1;
 }
 
+/*
+ * A file's data is gathered into runs of up to MKDISK_RUN_MAX contiguous
+ * bytes (from a block boundary) and each run's non-zero blocks are allocated
+ * with one ext2fs_fallocate() and written with one io_channel write per
+ * extent: per-block allocation (ext2fs_file_write) rewrote the inode and
+ * its checksum for every 4 KiB.
+ */
+struct run {
+	uint64_t start;		/* byte offset in the file, block-aligned */
+	size_t len;		/* bytes gathered */
+};
+
+/* Allocate and write n blocks of data at file block lblk; the last from tail if not NULL. */
+static errcode_t blocks_write(struct mkdisk *m, ext2_ino_t ino, blk64_t lblk, blk64_t n,
+			      const uint8_t *data, const uint8_t *tail)
+{
+	const unsigned int bs = m->fs->blocksize;
+	ext2_extent_handle_t h;
+	struct ext2fs_extent ex;
+	errcode_t err;
+
+	err = ext2fs_fallocate(m->fs, EXT2_FALLOCATE_FORCE_INIT | EXT2_FALLOCATE_INIT_BEYOND_EOF,
+			       ino, NULL, ~0ull, lblk, n);
+	if (err)
+		return err;
+	err = ext2fs_extent_open2(m->fs, ino, NULL, &h);
+	if (err)
+		return err;
+	while (n) {
+		blk64_t cnt;
+
+		err = ext2fs_extent_goto(h, lblk);
+		if (!err)
+			err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &ex);
+		if (err)
+			break;
+		/* fallocate mapped every block of the range: anything else is a libext2fs bug */
+		if (ex.e_lblk > lblk || ex.e_lblk + ex.e_len <= lblk ||
+		    (ex.e_flags & EXT2_EXTENT_FLAGS_UNINIT)) {
+			err = EXT2_ET_EXTENT_NOT_FOUND;
+			break;
+		}
+		cnt = ex.e_lblk + ex.e_len - lblk;
+		if (cnt > n)
+			cnt = n;
+		blk64_t pblk = ex.e_pblk + (lblk - ex.e_lblk), direct = cnt == n && tail ? cnt - 1 : cnt;
+
+		if (direct && m->w.running && data >= m->src_map && data < m->src_map + m->src_map_len)
+			writer_put(m, pblk * bs, data, direct * bs);
+		else if (direct)
+			err = io_channel_write_blk64(m->fs->io, pblk, (int)direct, data);
+		if (!err && direct < cnt)
+			err = io_channel_write_blk64(m->fs->io, pblk + direct, 1, tail);
+		if (err)
+			break;
+		lblk += cnt;
+		n -= cnt;
+		data += cnt * bs;
+	}
+	ext2fs_extent_free(h);
+	return err;
+}
+
+/*
+ * Write len bytes of data at file offset start (block-aligned): its whole zero
+ * blocks stay holes. A last partial block is written zero-padded, through
+ * m->run_buf's last block (so data may be m->run_buf itself, shorter than that).
+ */
+static errcode_t data_put(struct mkdisk *m, ext2_ino_t ino, uint64_t start, const uint8_t *data,
+			  size_t len)
+{
+	const unsigned int bs = m->fs->blocksize;
+	size_t nblocks = (len + bs - 1) / bs, i = 0;
+	uint8_t *tail = NULL;
+	errcode_t err = 0;
+
+	if (len % bs) {
+		tail = m->run_buf + MKDISK_RUN_MAX - bs;
+		memmove(tail, data + len - len % bs, len % bs);
+		memset(tail + len % bs, 0, bs - len % bs);
+	}
+#define BLOCK(k) (tail && (k) == nblocks - 1 ? tail : data + (k) * bs)
+	while (i < nblocks && !err) {
+		size_t j;
+
+		while (i < nblocks && block_is_zero(BLOCK(i), bs))
+			i++;
+		for (j = i; j < nblocks && !block_is_zero(BLOCK(j), bs); j++)
+			;
+		if (j > i)
+			err = blocks_write(m, ino, start / bs + i, j - i, data + i * bs,
+					   tail && j == nblocks ? tail : NULL);
+		i = j;
+	}
+#undef BLOCK
+	return err;
+}
+
+/* Write the run gathered in m->run_buf. */
+static errcode_t run_flush(struct mkdisk *m, ext2_ino_t ino, struct run *r)
+{
+	errcode_t err = data_put(m, ino, r->start, m->run_buf, r->len);
+
+	r->start += r->len;
+	r->len = 0;
+	return err;
+}
+
+/*
+ * Add len bytes at file offset o to the run, flushing it when full or when o
+ * jumps ahead. A piece that starts a block and is the rest of the file (an
+ * uncompressed archive read from memory gives a file's data in one piece) or
+ * a whole run's worth is written from where it is, without the copy.
+ */
+static errcode_t run_put(struct mkdisk *m, ext2_ino_t ino, struct run *r, uint64_t o,
+			 const uint8_t *p, size_t len, uint64_t size)
+{
+	const unsigned int bs = m->fs->blocksize;
+	errcode_t err;
+
+	if (!r->len && o % bs == 0 && (o + len == size || len >= MKDISK_RUN_MAX)) {
+		size_t n = o + len == size ? len : len - len % bs;
+
+		err = data_put(m, ino, o, p, n);
+		if (err)
+			return err;
+		r->start = o + n;
+		o += n;
+		p += n;
+		len -= n;
+	}
+	while (len) {
+		uint64_t end = r->start + r->len;
+
+		if (r->len && o != end) {
+			/* Zeros to the end of the run's last block, so no block is in two runs. */
+			size_t pad = (size_t)((bs - end % bs) % bs);
+
+			if (pad > o - end)
+				pad = (size_t)(o - end);
+			memset(m->run_buf + r->len, 0, pad);
+			r->len += pad;
+			if (o != end + pad) {
+				err = run_flush(m, ino, r);
+				if (err)
+					return err;
+			}
+			continue;
+		}
+		if (!r->len) {
+			r->start = o - o % bs;
+			r->len = (size_t)(o % bs);
+			memset(m->run_buf, 0, r->len);
+		}
+		size_t n = MKDISK_RUN_MAX - r->len;
+
+		if (n > len)
+			n = len;
+		memcpy(m->run_buf + r->len, p, n);
+		r->len += n;
+		o += n;
+		p += n;
+		len -= n;
+		if (r->len == MKDISK_RUN_MAX) {
+			err = run_flush(m, ino, r);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
 /* The data of a new regular file; whole zero blocks and the archive's holes stay holes. */
 static int file_data_write(struct mkdisk *m, ext2_ino_t ino, struct data_src *src, uint64_t size,
 			   const char *path)
 {
-	const unsigned int bs = m->fs->blocksize;
-	ext2_file_t f;
+	struct ext2_inode_large in;
+	struct run run = { 0 };
 	uint64_t pos = 0;
-	errcode_t err;
+	errcode_t err = 0;
 	int r;
 
-	err = ext2fs_file_open(m->fs, ino, EXT2_FILE_WRITE, &f);
-	if (err)
-		return fs_fail(m, path, "cannot open it", err);
+	if (!m->run_buf) {
+		m->run_buf = malloc(MKDISK_RUN_MAX);
+		if (!m->run_buf) {
+			log_error("mkdisk: out of memory");
+			return -1;
+		}
+	}
 	for (;;) {
 		const void *buf;
 		size_t len;
@@ -650,60 +1011,30 @@ static int file_data_write(struct mkdisk *m, ext2_ino_t ino, struct data_src *sr
 		r = data_next(src, path, &buf, &len, &off);
 		if (r <= 0)
 			break;
-		if (off < 0 || (uint64_t)off > size || len > size - (uint64_t)off) {
-			log_error("mkdisk: /%s: data at %" PRId64 " is beyond its size %" PRIu64,
-				  path, off, size);
-			r = -1;
-			break;
+		if (off < 0 || (uint64_t)off > size || len > size - (uint64_t)off ||
+		    (uint64_t)off < pos) {
+			log_error("mkdisk: /%s: data at %" PRId64 " is %s", path, off,
+				  (uint64_t)off < pos ? "out of order" : "beyond its size");
+			return -1;
 		}
-		const uint8_t *p = buf;
-		uint64_t o = (uint64_t)off;
-
-		while (len) {
-			size_t chunk = bs - (size_t)(o % bs);
-			unsigned int got;
-
-			if (chunk > len)
-				chunk = len;
-			if (chunk == bs && block_is_zero(p, bs)) {
-				o += bs;
-				p += bs;
-				len -= bs;
-				continue;
-			}
-			if (o != pos) {
-				err = ext2fs_file_llseek(f, o, EXT2_SEEK_SET, NULL);
-				if (err)
-					goto fail_file;
-			}
-			err = ext2fs_file_write(f, p, (unsigned int)chunk, &got);
-			if (err)
-				goto fail_file;
-			if (got != chunk) {
-				err = EXT2_ET_SHORT_WRITE;
-				goto fail_file;
-			}
-			o += chunk;
-			p += chunk;
-			len -= chunk;
-			pos = o;
-		}
+		err = run_put(m, ino, &run, (uint64_t)off, buf, len, size);
+		if (err)
+			return fs_fail(m, path, "cannot write its data", err);
+		pos = (uint64_t)off + len;
 		progress_show(m, src->a);
 	}
-	if (r < 0) {
-		ext2fs_file_close(f);
+	if (r < 0)
 		return -1;
-	}
-	err = ext2fs_file_set_size2(f, size);
-	if (err)
-		goto fail_file;
-	err = ext2fs_file_close(f);
+	if (run.len && (err = run_flush(m, ino, &run)))
+		return fs_fail(m, path, "cannot write its data", err);
+	err = ext2fs_read_inode_full(m->fs, ino, (struct ext2_inode *)&in, sizeof(in));
+	if (!err)
+		err = ext2fs_inode_size_set(m->fs, (struct ext2_inode *)&in, size);
+	if (!err)
+		err = ext2fs_write_inode_full(m->fs, ino, (struct ext2_inode *)&in, sizeof(in));
 	if (err)
 		return fs_fail(m, path, "cannot write its data", err);
 	return 0;
-fail_file:
-	ext2fs_file_close(f);
-	return fs_fail(m, path, "cannot write its data", err);
 }
 
 /* The data bytes an entry will occupy (its sparse map's, else its size). */
@@ -843,6 +1174,12 @@ static unsigned int type_of(struct archive_entry *e)
  * directory by a non-directory; a directory over a directory only takes its
  * attributes.
  */
+/* New xattrs on an existing inode may free its old xattr block: a barrier first. */
+static int xattrs_barrier(struct mkdisk *m, struct archive_entry *e)
+{
+	return archive_entry_xattr_count(e) ? writer_barrier(m) : 0;
+}
+
 static int entry_put(struct mkdisk *m, struct archive_entry *e, const char *path,
 		     struct data_src *src)
 {
@@ -863,6 +1200,7 @@ static int entry_put(struct mkdisk *m, struct archive_entry *e, const char *path
 			return -1;
 		}
 		return inode_attrs_set(m, EXT2_ROOT_INO, e, path) < 0 ||
+		       xattrs_barrier(m, e) < 0 ||
 		       inode_xattrs_set(m, EXT2_ROOT_INO, e, path) < 0 ? -1 : 0;
 	}
 	slash = strrchr(path, '/');
@@ -874,6 +1212,7 @@ static int entry_put(struct mkdisk *m, struct archive_entry *e, const char *path
 		if (old->type == LINUX_S_IFDIR) {
 			if (!hl && type == LINUX_S_IFDIR)
 				return inode_attrs_set(m, old->ino, e, path) < 0 ||
+				       xattrs_barrier(m, e) < 0 ||
 				       inode_xattrs_set(m, old->ino, e, path) < 0 ? -1 : 0;
 			log_error("mkdisk: /%s: a later entry would replace this directory with a "
 				  "non-directory", path);
@@ -1016,10 +1355,43 @@ static const char *archive_err(struct archive *a)
 	return s ? s : "unknown error";
 }
 
+/*
+ * A regular file mapped read-only, or NULL (then it is read(); so are pipes).
+ * From memory, libarchive hands an uncompressed file's data over in one piece
+ * that is written from the mapping, not copied into a buffer first.
+ */
+static void *archive_map(const char *file, size_t *len)
+{
+	struct stat st;
+	void *p = NULL;
+	int fd;
+
+	/* Not even opened unless regular: opening and closing a FIFO's read end can SIGPIPE its writer. */
+	if (stat(file, &st) < 0 || !S_ISREG(st.st_mode))
+		return NULL;
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    (uint64_t)st.st_size <= SIZE_MAX / 2) {
+		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED) {
+			p = NULL;
+		} else {
+			*len = (size_t)st.st_size;
+			madvise(p, *len, MADV_SEQUENTIAL);
+		}
+	}
+	close(fd);
+	return p;
+}
+
 static int source_iterate_archive(struct mkdisk *m, struct source *s, const char *file)
 {
 	struct archive_entry *e;
 	char path[PATH_MAX];
+	size_t map_len = 0;
+	void *map;
 	int r, ret = -1;
 
 	s->a = archive_read_new();
@@ -1029,7 +1401,11 @@ static int source_iterate_archive(struct mkdisk *m, struct source *s, const char
 	}
 	archive_read_support_filter_all(s->a);
 	archive_read_support_format_all(s->a);
-	if (archive_read_open_filename(s->a, file, 1 << 16) != ARCHIVE_OK) {
+	map = archive_map(file, &map_len);
+	m->src_map = map;
+	m->src_map_len = map_len;
+	if (map ? archive_read_open_memory(s->a, map, map_len) != ARCHIVE_OK :
+		  archive_read_open_filename(s->a, file, 1 << 16) != ARCHIVE_OK) {
 		log_error("mkdisk: %s: %s", file, archive_err(s->a));
 		goto out;
 	}
@@ -1051,6 +1427,13 @@ static int source_iterate_archive(struct mkdisk *m, struct source *s, const char
 out:
 	archive_read_free(s->a);
 	s->a = NULL;
+	/* nothing may still be writing from the mapping */
+	if (writer_drain(m) < 0)
+		ret = -1;
+	m->src_map = NULL;
+	m->src_map_len = 0;
+	if (map)
+		munmap(map, map_len);
 	return ret;
 }
 
@@ -1461,6 +1844,8 @@ static int fs_open(struct mkdisk *m, const char *path)
 		return -1;
 	}
 	m->fs->now = (time_t)m->now;
+	/* Every block read back was written by us: checking its checksum again only costs time. */
+	m->fs->flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
 	err = ext2fs_read_bitmaps(m->fs);
 	if (err) {
 		log_error("mkdisk: cannot read the new filesystem's bitmaps: %s", error_message(err));
@@ -1507,10 +1892,12 @@ static int temp_create(const char *output)
 
 static void signals_set(void (*handler)(int))
 {
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGBUS };
 
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		struct sigaction sa = { .sa_handler = handler };
+		struct sigaction sa = {
+			.sa_handler = sigs[i] == SIGBUS && handler != SIG_DFL ? archive_sigbus : handler,
+		};
 
 		sigemptyset(&sa.sa_mask);
 		sigaction(sigs[i], &sa, NULL);
@@ -1547,6 +1934,12 @@ int mkdisk_build(const struct mkdisk_options *opt)
 			log_error("mkdisk: source %s: %s", opt->sources[i], strerror(errno));
 			return -1;
 		}
+		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !opt->size) {
+			/* The census would eat the stream and the image come out empty. */
+			log_error("mkdisk: source %s is not a regular file and can be read only once; "
+				  "--size auto reads the sources twice: give --size", opt->sources[i]);
+			return -1;
+		}
 		if (!S_ISDIR(st.st_mode))
 			m.progress_total += (uint64_t)st.st_size;
 	}
@@ -1559,6 +1952,11 @@ int mkdisk_build(const struct mkdisk_options *opt)
 	m.progress_on = opt->progress > 0 ||
 			(opt->progress < 0 && isatty(STDERR_FILENO) &&
 			 m.progress_total > MKDISK_PROGRESS_MIN);
+	/* From here on the archives are mapped. */
+	struct sigaction bus = { .sa_handler = archive_sigbus };
+
+	sigemptyset(&bus.sa_mask);
+	sigaction(SIGBUS, &bus, NULL);
 	if (!size) {
 		bool on = m.progress_on;
 
@@ -1586,11 +1984,14 @@ int mkdisk_build(const struct mkdisk_options *opt)
 		goto out_tmp;
 	}
 	close(fd);
-	if (mke2fs_run(tmp_path, inodes, opt->label) < 0 || fs_open(&m, tmp_path) < 0)
+	if (mke2fs_run(tmp_path, inodes, opt->label) < 0 || fs_open(&m, tmp_path) < 0 ||
+	    writer_start(&m, tmp_path) < 0)
 		goto out_fs;
 	if (sources_iterate(&m, fill_entry) < 0)
 		goto out_fs;
 	progress_end(&m);
+	if (writer_stop(&m) < 0)
+		goto out_fs;
 	if (opt->hostname && hostname_put(&m, opt->hostname) < 0)
 		goto out_fs;
 	for (size_t i = 0; i < opt->n_keys; i++)
@@ -1614,6 +2015,7 @@ int mkdisk_build(const struct mkdisk_options *opt)
 	goto out;
 out_fs:
 	progress_end(&m);
+	writer_stop(&m);
 	if (m.fs)
 		ext2fs_free(m.fs);
 	m.fs = NULL;
@@ -1624,5 +2026,6 @@ out_tmp:
 out:
 	signals_set(SIG_DFL);
 	map_free(&m.map);
+	free(m.run_buf);
 	return ret;
 }

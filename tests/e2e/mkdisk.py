@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import io
 import os
+import pty
 import re
 import shutil
 import stat
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 
 from tap import plan, skip, tap
 
@@ -486,6 +488,28 @@ def check_compressions(tmp):
         tap(ok and out.endswith("second\n"), f".tar.{ext} source", r.err + out)
 
 
+def check_pipe(tmp):
+    """An archive on a pipe: read once (not mapped) with --size; refused with --size auto."""
+    def run(img, *args):
+        with open(os.path.join(tmp, "main.tar"), "rb") as f:
+            return subprocess.run(["sh", "-c", 'cat | "$0" mkdisk -o "$@" /dev/stdin', BOOTVM, img,
+                                   *args], stdin=f, capture_output=True, timeout=120)
+    img = os.path.join(tmp, "pipe.ext4")
+    r = run(img, "--size", "100M")
+    ok = r.returncode == 0 and fsck(img)[0]
+    tree = image_tree(img) if ok else {}
+    if tree:
+        image_read(img, tree, tmp)
+    tap(ok and tree.get("etc/motd", {}).get("sha") == hashlib.sha256(b"second\n").hexdigest() and
+        tree.get("usr/big", {}).get("sha") == hashlib.sha256(BIG).hexdigest() and "many" in tree,
+        "a tar archive on a pipe (/dev/stdin) with --size", r.stderr.decode(errors="replace"))
+    r = run(os.path.join(tmp, "pipe-auto.ext4"))
+    err = r.stderr.decode(errors="replace")
+    tap(r.returncode == 1 and "--size" in err and "once" in err and
+        not no_leftovers(tmp, "pipe-auto.ext4"),
+        "a pipe with --size auto (it would be read twice): a clear error, no image", err)
+
+
 def no_leftovers(d, name):
     return [f for f in os.listdir(d) if f.startswith(name) or f.startswith("." + name)]
 
@@ -589,6 +613,129 @@ def check_errors(tmp):
     tap(r.returncode == 1 and "no-helper" in r.stderr, "a missing helper: a clear error", r.stderr)
 
 
+def big_file(path):
+    """70 MiB: 1 MiB pieces of data (more than one 32 MiB write run), every
+    seventh piece zeros and 123 bytes longer (holes not on a block boundary)."""
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        for i in range(70):
+            b = bytes([i]) * 4096 * 256 if i % 7 else b"\0" * ((1 << 20) + 123)
+            if i % 7:
+                b = hashlib.sha256(b"%d" % i).digest() * 7 + b[224:]
+            f.write(b)
+            h.update(b)
+        f.write(b"tail")
+        h.update(b"tail")
+    return h.hexdigest()
+
+
+def mkdisk_tree(tmp, img, *args):
+    """mkdisk -o img ARGS, e2fsck, and the image read back: (ok, messages, tree)."""
+    r = mkdisk("-o", img, *args)
+    ok, out = fsck(img) if r.returncode == 0 else (False, r.err)
+    tree = image_tree(img) if ok else {}
+    if tree:
+        image_read(img, tree, tmp)
+    return ok, out, tree
+
+
+def check_replaced(tmp):
+    """Blocks freed by a replaced file and by an old xattr block, then reused: data intact."""
+    blob = lambda c: hashlib.sha256(c).digest() * (32768 + 7)   # 1 MiB + 224 bytes
+    sha = lambda b: hashlib.sha256(b).hexdigest()
+    xa1, xa2 = "1" * 3000, "2" * 2900                            # too big for the inode
+    p = os.path.join(tmp, "replaced.tar")
+    write_tar(p, [ti("f1", data=blob(b"A")), ti("d/", tarfile.DIRTYPE, 0o755,
+                                                 pax={"SCHILY.xattr.user.big": xa1}),
+                  ti("f1", data=blob(b"B")), ti("f2", data=blob(b"C")),
+                  ti("d/", tarfile.DIRTYPE, 0o755, pax={"SCHILY.xattr.user.big": xa2}),
+                  ti("f3", data=blob(b"D"))])
+    ok, out, tree = mkdisk_tree(tmp, os.path.join(tmp, "replaced.ext4"), p)
+    got = {k: tree.get(k, {}).get("sha") for k in ("f1", "f2", "f3")}
+    tap(ok and got == {"f1": sha(blob(b"B")), "f2": sha(blob(b"C")), "f3": sha(blob(b"D"))} and
+        tree["d"]["xattrs"].get("user.big") == xa2.encode(),
+        "a replaced file's blocks and an old xattr block freed and reused: every file and xattr "
+        "intact, e2fsck clean", out + repr(got))
+
+
+def mkdisk_pty(*args):
+    """mkdisk with stderr on a pseudo-terminal: (exit status, what the terminal got)."""
+    master, slave = pty.openpty()
+    got = bytearray()
+
+    def reader():
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:
+                return
+            if not b:
+                return
+            got.extend(b)
+    t = threading.Thread(target=reader)
+    t.start()
+    p = subprocess.run([BOOTVM, "mkdisk", *args], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=slave, timeout=120)
+    os.close(slave)
+    t.join(10)
+    os.close(master)
+    return p.returncode, bytes(got)
+
+
+def check_big_and_progress(tmp):
+    """Data over several write runs, holes inside runs and blocks, and the progress bar."""
+    src = os.path.join(tmp, "big-src")
+    os.mkdir(src)
+    big_sha = big_file(os.path.join(src, "big"))
+    with open(os.path.join(src, "sp"), "wb") as f:
+        # two pieces of data in one 4 KiB block, with a hole between them
+        f.write(b"a" * 5000)
+        f.seek(1 << 22)
+        f.write(b"b" * 100)
+        f.seek((1 << 22) + 3000)
+        f.write(b"c" * 9000)
+        f.truncate(50 << 20)
+    sp_sha = hashlib.sha256(open(os.path.join(src, "sp"), "rb").read()).hexdigest()
+    tarpath = os.path.join(tmp, "big.tar")
+    r = subprocess.run(["tar", "--sparse", "-cf", tarpath, "-C", src, "big", "sp"],
+                       capture_output=True, text=True)
+    if not tap(r.returncode == 0 and os.path.getsize(tarpath) > 64 << 20,
+               "a 70 MiB archive for the big-file and progress checks", r.stderr):
+        return
+    img = os.path.join(tmp, "big.ext4")
+    ok, out, tree = mkdisk_tree(tmp, img, tarpath)
+    b, sp = tree.get("big", {}), tree.get("sp", {})
+    tap(ok and b.get("sha") == big_sha and b.get("size") == 70 * (1 << 20) + 10 * 123 + 4,
+        "a 70 MiB file (three write runs, holes off block boundaries) comes back byte for byte, "
+        "e2fsck clean", out + repr(b))
+    tap(b.get("blockcount", 0) // 8 < 61 * 256, "its zero MiBs are holes", repr(b))
+    tap(sp.get("sha") == sp_sha and sp.get("blockcount", 1 << 30) <= 6 * 8,
+        "a sparse file with two pieces in one block keeps both, and its holes", repr(sp))
+
+    bar = re.compile(rb"\rbootvm mkdisk: \[#*\s*\]\s+(\d+)% [^\r]*? of 70\.0 MiB\x1b\[K")
+
+    def last_pct(out):
+        pcts = [int(m.group(1)) for m in bar.finditer(out)]
+        return pcts[-1] if pcts else -1
+    rc, term = mkdisk_pty("-o", img, tarpath)
+    tap(rc == 0 and len(bar.findall(term)) >= 2 and last_pct(term) >= 95 and
+        term.endswith(b"\r\x1b[K"),
+        "stderr a terminal, archive over 64 MiB: the progress bar is drawn, moves to the end, "
+        "and is erased",
+        repr(term[-300:]))
+    r = mkdisk("-o", img, tarpath)
+    tap(r.returncode == 0 and b"\r" not in r.stderr and not r.stderr,
+        "stderr a pipe: no progress bar", repr(r.stderr[-300:]))
+    rc, term = mkdisk_pty("-o", img, "--no-progress", tarpath)
+    tap(rc == 0 and not bar.search(term), "--no-progress on a terminal: no bar", repr(term[-300:]))
+    small = os.path.join(tmp, "main.tar")
+    rc, term = mkdisk_pty("-o", os.path.join(tmp, "small-bar.ext4"), small)
+    tap(rc == 0 and not bar.search(term), "a small archive on a terminal: no bar", repr(term[-300:]))
+    r = mkdisk("-o", img, "--progress", tarpath)
+    tap(r.returncode == 0 and last_pct(r.stderr) >= 95,
+        "--progress draws it on a pipe too", repr(r.stderr[-300:]))
+
+
 def main():
     for tool in ("debugfs", "e2fsck"):
         if shutil.which(tool) is None:
@@ -599,6 +746,9 @@ def main():
         check_ssh(tmp)
         check_sparse_and_dirs(tmp)
         check_compressions(tmp)
+        check_pipe(tmp)
+        check_big_and_progress(tmp)
+        check_replaced(tmp)
         check_hostile(tmp)
         check_errors(tmp)
     return plan()
