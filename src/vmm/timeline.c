@@ -60,6 +60,8 @@ const char *timeline_event_name(enum timeline_event ev)
 
 /* Append one entry, the clock read under the lock so the entries stay in time order. */
 static void timeline_add_locked(enum timeline_event ev, bool has_value, uint64_t value,
+				const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static void timeline_add_locked(enum timeline_event ev, bool has_value, uint64_t value,
 				const char *fmt, va_list ap)
 {
 	struct timeline_entry *e;
@@ -98,6 +100,8 @@ static void timeline_add(enum timeline_event ev, bool has_value, uint64_t value,
 }
 
 /* Record ev once per flag; the flag is tested before the lock, set under it. */
+static void timeline_once_v(atomic_bool *flag, enum timeline_event ev, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 static void timeline_once_v(atomic_bool *flag, enum timeline_event ev, const char *fmt, va_list ap)
 {
 	if (atomic_load_explicit(flag, memory_order_acquire))
