@@ -352,9 +352,8 @@ static int op_ctrl_alt_del(void *opaque, char *fault, size_t size)
 
 /*
  * The running VM's part of a metrics line (API thread, with the API's lock):
- * Firecracker's "net" counters from bootvm's, and what only bootvm counts.
- * Hook for the boot timeline: once src/vmm/timeline.h is in, add
- * "boot_timeline": timeline_json() here.
+ * Firecracker's "net" counters from bootvm's, and what only bootvm counts
+ * (the boot timeline is the request layer's: it is the process's).
  */
 static void op_metrics(void *opaque, struct json_object *line)
 {
@@ -534,6 +533,7 @@ int cli_firecracker(int argc, char **argv)
 	close(sig_fd);
 	sig_fd = -1;
 	vmm_wait(rt.vmm);
+	/* The last metrics line while the VM is still attached: its net counters are in it. */
 	fc_api_vm_ended(&rt.api);
 	pthread_mutex_lock(&rt.lock);
 	struct vmm *vmm = rt.vmm;
@@ -541,8 +541,6 @@ int cli_firecracker(int argc, char **argv)
 	pthread_mutex_unlock(&rt.lock);
 	api_server_stop(server);
 	server = NULL;
-	if (rt.api.metrics_fd >= 0 && fc_api_flush_metrics(&rt.api, fault, sizeof(fault)) < 0)
-		log_warn("firecracker: %s", fault);
 	status = vmm_stop(vmm);
 	vm_config_free(rt.cfg);
 	free(rt.cfg);
