@@ -640,12 +640,16 @@ static struct json_object *metrics_line(const char *path, int n)
 	return line;
 }
 
-/* The names of a line's boot_timeline events, space-separated (free it). */
-static char *timeline_names(struct json_object *line)
+/*
+ * Line n of the metrics file: its boot_timeline's event names, space-separated,
+ * are want; the recorder's figure is recorder (NULL: no figure from the VM).
+ */
+static void check_metrics_line(const char *path, int n, const char *want, const char *recorder)
 {
-	struct json_object *tl, *events, *v;
+	struct json_object *line = metrics_line(path, n), *tl, *events, *v;
 	char *names = strdup("");
 
+	assert_non_null(line);
 	assert_true(json_object_object_get_ex(line, "boot_timeline", &tl));
 	assert_true(json_object_object_get_ex(tl, "events", &events));
 	assert_true(json_object_object_get_ex(tl, "events_dropped", &v));
@@ -655,7 +659,13 @@ static char *timeline_names(struct json_object *line)
 		free(names);
 		names = more;
 	}
-	return names;
+	assert_string_equal(names, want);
+	free(names);
+	if (recorder)
+		assert_string_equal(jfield(line, "recorder"), recorder);
+	else
+		assert_false(json_object_object_get_ex(line, "recorder", &v));
+	json_object_put(line);
 }
 
 /*
@@ -665,8 +675,7 @@ static char *timeline_names(struct json_object *line)
 static void test_metrics_timeline(void **state)
 {
 	struct fixture *f = *state;
-	char *path = helper_asprintf("%s/metrics", f->dir), *b, *names;
-	struct json_object *line, *v;
+	char *path = helper_asprintf("%s/metrics", f->dir), *b;
 
 	helper_write_file(path, "", 0, 0644);
 	b = helper_asprintf("{\"metrics_path\":\"%s\"}", path);
@@ -678,34 +687,16 @@ static void test_metrics_timeline(void **state)
 	timeline_mark_once(TIMELINE_VM_CREATED);
 	timeline_mark_once(TIMELINE_FIRST_KVM_RUN);
 	expect_204(f, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}");
-	line = metrics_line(path, 0);
-	assert_non_null(line);
-	names = timeline_names(line);
-	assert_string_equal(names, "process_start vm_created first_kvm_run");
-	free(names);
-	assert_string_equal(jfield(line, "recorder"), "1");
-	json_object_put(line);
+	check_metrics_line(path, 0, "process_start vm_created first_kvm_run", "1");
 
 	timeline_mark_oncef(TIMELINE_VM_STOP, "poweroff, exit status 0");
 	fc_api_vm_ended(&f->api);
-	line = metrics_line(path, 1);
-	assert_non_null(line);
-	names = timeline_names(line);
-	assert_string_equal(names, "process_start vm_created first_kvm_run vm_stop");
-	free(names);
-	assert_string_equal(jfield(line, "recorder"), "2");
-	json_object_put(line);
+	check_metrics_line(path, 1, "process_start vm_created first_kvm_run vm_stop", "2");
 	assert_null(metrics_line(path, 2));
 
 	/* After it, a FlushMetrics line has the timeline but nothing from the VM. */
 	expect_204(f, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}");
-	line = metrics_line(path, 2);
-	assert_non_null(line);
-	assert_false(json_object_object_get_ex(line, "recorder", &v));
-	names = timeline_names(line);
-	assert_string_equal(names, "process_start vm_created first_kvm_run vm_stop");
-	free(names);
-	json_object_put(line);
+	check_metrics_line(path, 2, "process_start vm_created first_kvm_run vm_stop", NULL);
 	assert_int_equal(f->rec.metrics_calls, 2);
 	free(path);
 }
