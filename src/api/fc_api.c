@@ -14,6 +14,7 @@
 
 #include "api/fc_log.h"
 #include "util/log.h"
+#include "vmm/timeline.h"
 
 #define FC_JSON_DEPTH 16
 #define FC_CMDLINE_MAX 2048		/* Firecracker's x86 CMDLINE_MAX_SIZE */
@@ -1107,7 +1108,7 @@ int fc_api_flush_metrics(struct fc_api *api, char *f, size_t size)
 		FC_PATCH_DRIVE, FC_PATCH_DRIVE_FAILS, FC_PATCH_NETWORK, FC_PATCH_NETWORK_FAILS,
 		FC_PATCH_MACHINE_CFG, FC_PATCH_MACHINE_CFG_FAILS, FC_PATCH_VM, FC_PATCH_VM_FAILS,
 	};
-	struct json_object *line, *api_server;
+	struct json_object *line, *api_server, *tl;
 	const char *text;
 	char *buf;
 	size_t len;
@@ -1130,6 +1131,10 @@ int fc_api_flush_metrics(struct fc_api *api, char *f, size_t size)
 	metrics_group(line, api, "patch_api_requests", patch_names, patch_ids, 8);
 	if (api->ops && api->ops->metrics && api->state != FC_NOT_STARTED)
 		api->ops->metrics(api->opaque, line);
+	/* bootvm's boot timeline, as --boot-timeline=FILE writes it (process-wide, so always). */
+	tl = timeline_json();
+	if (tl)
+		json_object_object_add(line, "boot_timeline", tl);
 	text = json_object_to_json_string_ext(line, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	len = strlen(text);
 	buf = malloc(len + 1);
@@ -1151,15 +1156,21 @@ int fc_api_flush_metrics(struct fc_api *api, char *f, size_t size)
 	return 0;
 }
 
-void fc_api_tick(struct fc_api *api)
+/* A line no request asked for (periodic, at exit): a failure is only logged. With the lock. */
+static void flush_unasked(struct fc_api *api)
 {
 	char f[FC_FAULT_MAX];
 
-	pthread_mutex_lock(&api->lock);
 	if (api->metrics_fd >= 0 && api->state != FC_NOT_STARTED &&
-	    now_ms(CLOCK_MONOTONIC) - api->last_flush_ms >= 60000 &&
 	    fc_api_flush_metrics(api, f, sizeof(f)) < 0)
 		log_warn("%s", f);
+}
+
+void fc_api_tick(struct fc_api *api)
+{
+	pthread_mutex_lock(&api->lock);
+	if (now_ms(CLOCK_MONOTONIC) - api->last_flush_ms >= 60000)
+		flush_unasked(api);
 	pthread_mutex_unlock(&api->lock);
 }
 
@@ -1503,6 +1514,8 @@ int fc_api_start(struct fc_api *api, char *f, size_t size)
 void fc_api_vm_ended(struct fc_api *api)
 {
 	pthread_mutex_lock(&api->lock);
+	/* The last line, while ops can still read the running VM's counters. */
+	flush_unasked(api);
 	api->ops = NULL;
 	pthread_mutex_unlock(&api->lock);
 }

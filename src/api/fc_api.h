@@ -72,8 +72,9 @@ struct fc_ops {
 	/* NULL: not available in this build (400 saying so). */
 	int (*ctrl_alt_del)(void *opaque, char *fault, size_t size);
 	/*
-	 * Optional: add the running VM's figures (devices; the boot timeline
-	 * once bootvm has one) to a metrics line, a json-c object.
+	 * Optional: add the running VM's figures (its devices' counters) to a
+	 * metrics line, a json-c object; the boot timeline is added by
+	 * fc_api_flush_metrics() itself.
 	 */
 	void (*metrics)(void *opaque, struct json_object *line);
 };
@@ -127,7 +128,11 @@ void fc_response_free(struct fc_response *resp);
 int fc_api_load_config(struct fc_api *api, const char *json, size_t len, char *fault, size_t size);
 /* InstanceStart from the process itself (after --config-file). 0 or -1 (fault). */
 int fc_api_start(struct fc_api *api, char *fault, size_t size);
-/* The VM has ended (the process is about to exit): no more runtime calls into ops. */
+/*
+ * The VM has ended (the process is about to exit): write the last metrics
+ * line (with ops' figures: call it before the VM is torn down), then no more
+ * runtime calls into ops.
+ */
 void fc_api_vm_ended(struct fc_api *api);
 
 /* --metrics-path / PUT /metrics: open the file or FIFO (it must exist, as in Firecracker). */

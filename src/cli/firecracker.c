@@ -58,7 +58,8 @@ static const char fc_help[] =
 "  --show-level             put the level in each log line\n"
 "  --show-log-origin        put the source file and line in each log line\n"
 "  --module PATH            log only messages from source files under PATH\n"
-"  --metrics-path FILE      write metrics lines (JSON) to this existing file or FIFO\n"
+"  --metrics-path FILE      write metrics lines (JSON) to this existing file or FIFO;\n"
+"                           they carry bootvm's boot timeline too\n"
 "  --http-api-max-payload-size N  largest request body (default 51200 bytes)\n"
 "  --start-time-us N, --start-time-cpu-us N, --parent-cpu-time-us N\n"
 "                           the jailer's timestamps (start-time-us goes to metrics)\n"
@@ -352,9 +353,8 @@ static int op_ctrl_alt_del(void *opaque, char *fault, size_t size)
 
 /*
  * The running VM's part of a metrics line (API thread, with the API's lock):
- * Firecracker's "net" counters from bootvm's, and what only bootvm counts.
- * Hook for the boot timeline: once src/vmm/timeline.h is in, add
- * "boot_timeline": timeline_json() here.
+ * Firecracker's "net" counters from bootvm's, and what only bootvm counts
+ * (the boot timeline is the request layer's: it is the process's).
  */
 static void op_metrics(void *opaque, struct json_object *line)
 {
@@ -534,6 +534,7 @@ int cli_firecracker(int argc, char **argv)
 	close(sig_fd);
 	sig_fd = -1;
 	vmm_wait(rt.vmm);
+	/* The last metrics line while the VM is still attached: its net counters are in it. */
 	fc_api_vm_ended(&rt.api);
 	pthread_mutex_lock(&rt.lock);
 	struct vmm *vmm = rt.vmm;
@@ -541,8 +542,6 @@ int cli_firecracker(int argc, char **argv)
 	pthread_mutex_unlock(&rt.lock);
 	api_server_stop(server);
 	server = NULL;
-	if (rt.api.metrics_fd >= 0 && fc_api_flush_metrics(&rt.api, fault, sizeof(fault)) < 0)
-		log_warn("firecracker: %s", fault);
 	status = vmm_stop(vmm);
 	vm_config_free(rt.cfg);
 	free(rt.cfg);

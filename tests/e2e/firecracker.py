@@ -12,6 +12,7 @@ Environment: BOOTVM, GUEST_DIR (as guests.py).
 """
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -21,6 +22,7 @@ import tempfile
 import time
 
 from tap import plan, skip, tap
+from timeline import BASE, in_order, json_events, shape_ok
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.environ.get("SOURCE_ROOT", os.path.dirname(os.path.dirname(HERE)))
@@ -222,6 +224,23 @@ def getting_started(tmp):
     tap(len(lines) >= 1 and "utc_timestamp_ms" in lines[-1] and
         lines[-1]["put_api_requests"]["drive_count"] == 2,
         "metrics: a JSON line at exit, with the API request counts", repr(lines)[-1500:])
+    check_exit_timeline(lines[-1] if lines else {}, ["first_pci_config", "queue_notify"],
+                        "the API boot")
+
+
+def check_exit_timeline(line, phases, what):
+    """The metrics line written at exit: the boot timeline to the power-off, the VM's counters."""
+    tl = line.get("boot_timeline")
+    ev = json_events(tl) if shape_ok(tl) else []
+    stop = [d for n, _, d in ev if n == "vm_stop"]
+    tap(in_order(ev, BASE + phases + ["vm_stop"]) and ev[0][:2] == ("process_start", 0) and
+        len(stop) == 1 and stop[0].startswith("guest powered off") and stop[0].endswith("exit status 0"),
+        f"{what}: the metrics line at exit carries boot_timeline, process start to power-off "
+        "in order", json.dumps(tl)[-2000:])
+    tap("net" in line and "bootvm" in line,
+        f"{what}: the line at exit still has the VM's net and bootvm counters",
+        repr(sorted(line)))
+    return line.get("net", {})
 
 
 def config_file(tmp):
@@ -249,6 +268,28 @@ def config_file(tmp):
         if "--boot-timer" in extra:
             tap("--boot-timer: accepted, but bootvm has no boot-timer device" in fc.err,
                 "--boot-timer: accepted with a warning that says what is missing", fc.err)
+    # The bootvm_net extension and a metrics section: the net guest's DHCP and ARP, counted.
+    metrics = os.path.join(tmp, "cfg.metrics")
+    open(metrics, "w").close()
+    with open(path, "w") as f:
+        json.dump({"boot-source": {"kernel_image_path": guest("net"), "boot_args": "console=ttyS0"},
+                   "network-interfaces": [{"iface_id": "eth0", "bootvm_net": "user"}],
+                   "metrics": {"metrics_path": metrics}}, f)
+    fc = Fc(tmp, "--no-api", "--config-file", path, sock=False)
+    status = fc.wait(40)
+    out = fc.out.decode(errors="replace")
+    done = re.search(r"net: done rx=(\d+) tx=(\d+)", out)
+    tap(status == 0 and "net: all ok" in out and done is not None,
+        "--config-file with a bootvm_net user interface: DHCP and ARP, exit 0",
+        f"exit {status}\n{out}\n{fc.err}")
+    lines = [json.loads(x) for x in open(metrics) if x.strip()]
+    net = check_exit_timeline(lines[-1] if lines else {}, ["dhcp_lease"], "bootvm_net user")
+    rx, tx = (int(done[1]), int(done[2])) if done else (0, 0)
+    tap(tx > 0 and 0 < net.get("tx_packets_count", 0) <= tx and
+        net.get("rx_packets_count", 0) >= rx > 0 and net.get("tx_bytes_count", 0) > 0,
+        "the net counters at exit: what the guest sent (at most), what it received (at least)",
+        f"guest rx={rx} tx={tx}; metrics net {net}")
+
     bad = os.path.join(tmp, "bad.json")
     for text, want, what in (
             ('{"boot-source": {"kernel_image_path": "%s"}, "vsock": {"guest_cid": 3, '
@@ -381,6 +422,11 @@ def running_vm(tmp):
     lines = [json.loads(x) for x in open(metrics) if x.strip()]
     tap(len(lines) == 1 and lines[0]["patch_api_requests"]["vm_count"] == 2,
         "FlushMetrics wrote one JSON line counting the two PATCH /vm", repr(lines)[-800:])
+    tl = lines[0].get("boot_timeline") if lines else None
+    ev = json_events(tl) if shape_ok(tl) else []
+    tap(in_order(ev, BASE) and "vm_stop" not in [e[0] for e in ev],
+        "FlushMetrics while the guest runs: boot_timeline up to its console, no stop yet",
+        json.dumps(tl)[-1500:])
 
     # Hostile requests through curl.
     check_fault(s, "PUT", "/drives/x", "{not json", "deserializing", "malformed JSON")
@@ -439,6 +485,8 @@ def running_vm(tmp):
     fc.send(b"q")
     status = fc.wait()
     tap(status == 0, "'q': the guest powers off, bootvm exits 0", f"exit {status} {fc.err}")
+    lines = [json.loads(x) for x in open(metrics) if x.strip()]
+    check_exit_timeline(lines[-1] if lines else {}, [], "after 'q'")
 
 
 def main():

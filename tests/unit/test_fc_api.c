@@ -21,9 +21,10 @@
 #include "api/fc_log.h"
 #include "api/http.h"
 #include "helpers.h"
+#include "vmm/timeline.h"
 
 struct recorder {
-	int starts, pauses, resumes, ctrl_alt_dels;
+	int starts, pauses, resumes, ctrl_alt_dels, metrics_calls;
 	int fail_start;
 	struct vm_config cfg;	/* the last started, kept for checks */
 	bool have_cfg;
@@ -66,7 +67,14 @@ static int rec_cad(void *opaque, char *fault, size_t size)
 	return 0;
 }
 
-static const struct fc_ops rec_ops = { rec_start, rec_pause, rec_resume, rec_cad, NULL };
+/* The running VM's part of a metrics line: a key the test can look for. */
+static void rec_metrics(void *opaque, struct json_object *line)
+{
+	json_object_object_add(line, "recorder",
+			       json_object_new_int(++((struct recorder *)opaque)->metrics_calls));
+}
+
+static const struct fc_ops rec_ops = { rec_start, rec_pause, rec_resume, rec_cad, rec_metrics };
 static const struct fc_ops rec_ops_no_cad = { rec_start, rec_pause, rec_resume, NULL, NULL };
 
 struct fixture {
@@ -617,6 +625,82 @@ static void test_metrics(void **state)
 	free(path);
 }
 
+/* Line n (0-based) of the metrics file, parsed; NULL if there are fewer. */
+static struct json_object *metrics_line(const char *path, int n)
+{
+	size_t len;
+	char *text = helper_read_file(path, &len), *p = text;
+	struct json_object *line;
+
+	assert_non_null(text);
+	for (; n > 0 && p; n--)
+		p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL;
+	line = p && *p ? json_tokener_parse(p) : NULL;
+	free(text);
+	return line;
+}
+
+/*
+ * Line n of the metrics file: its boot_timeline's event names, space-separated,
+ * are want; the recorder's figure is recorder (NULL: no figure from the VM).
+ */
+static void check_metrics_line(const char *path, int n, const char *want, const char *recorder)
+{
+	struct json_object *line = metrics_line(path, n), *tl, *events, *v;
+	char *names = strdup("");
+
+	assert_non_null(line);
+	assert_true(json_object_object_get_ex(line, "boot_timeline", &tl));
+	assert_true(json_object_object_get_ex(tl, "events", &events));
+	assert_true(json_object_object_get_ex(tl, "events_dropped", &v));
+	for (size_t i = 0; i < json_object_array_length(events); i++) {
+		char *more = helper_asprintf("%s%s%s", names, i ? " " : "",
+					     jfield(json_object_array_get_idx(events, i), "event"));
+		free(names);
+		names = more;
+	}
+	assert_string_equal(names, want);
+	free(names);
+	if (recorder)
+		assert_string_equal(jfield(line, "recorder"), recorder);
+	else
+		assert_false(json_object_object_get_ex(line, "recorder", &v));
+	json_object_put(line);
+}
+
+/*
+ * Every metrics line carries the boot timeline; the line written when the
+ * VM ends still has the running VM's figures, later ones (no VM) do not.
+ */
+static void test_metrics_timeline(void **state)
+{
+	struct fixture *f = *state;
+	char *path = helper_asprintf("%s/metrics", f->dir), *b;
+
+	helper_write_file(path, "", 0, 0644);
+	b = helper_asprintf("{\"metrics_path\":\"%s\"}", path);
+	expect_204(f, "PUT", "/metrics", b);
+	free(b);
+	timeline_reset();
+	put_boot(f, "console=ttyS0");
+	start(f);
+	timeline_mark_once(TIMELINE_VM_CREATED);
+	timeline_mark_once(TIMELINE_FIRST_KVM_RUN);
+	expect_204(f, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}");
+	check_metrics_line(path, 0, "process_start vm_created first_kvm_run", "1");
+
+	timeline_mark_oncef(TIMELINE_VM_STOP, "poweroff, exit status 0");
+	fc_api_vm_ended(&f->api);
+	check_metrics_line(path, 1, "process_start vm_created first_kvm_run vm_stop", "2");
+	assert_null(metrics_line(path, 2));
+
+	/* After it, a FlushMetrics line has the timeline but nothing from the VM. */
+	expect_204(f, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}");
+	check_metrics_line(path, 2, "process_start vm_created first_kvm_run vm_stop", NULL);
+	assert_int_equal(f->rec.metrics_calls, 2);
+	free(path);
+}
+
 static void test_logger(void **state)
 {
 	struct fixture *f = *state;
@@ -841,6 +925,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ctrl_alt_del_unavailable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entropy_and_vm_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_timeline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logger, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_file_errors, setup, teardown),
