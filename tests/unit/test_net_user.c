@@ -501,7 +501,7 @@ static void test_passt_errors(void **state)
 	setenv("BOOTVM_PASST", "/nonexistent", 1);
 	assert_null(net_user_start(&cfg));
 	assert_int_equal(f->log.errors, 1);
-	assert_non_null(strstr(f->log.last_error, "--net passt: /nonexistent (from BOOTVM_PASST)"));
+	assert_non_null(strstr(f->log.last_error, "--net passt: helper /nonexistent (from BOOTVM_PASST)"));
 	unsetenv("BOOTVM_PASST");
 	char *path = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
 	setenv("PATH", "/nonexistent", 1);
