@@ -9,7 +9,7 @@ packages="build-essential pkg-config meson ninja-build linux-libc-dev python3
   liburing-dev libslirp-dev libglib2.0-dev libext2fs-dev libarchive-dev
   libjson-c-dev libhttp-parser-dev curl
   acpica-tools cpio busybox-static kmod gzip xz-utils lz4 zstd
-  e2fsprogs dosfstools mtools fdisk clang libclang-rt-14-dev"
+  e2fsprogs dosfstools mtools fdisk clang libclang-rt-14-dev passt"
 [ "${1:-}" = "--bench" ] && packages="$packages qemu-system-x86 hyperfine time mmdebstrap"
 
 missing=""

@@ -1,7 +1,11 @@
 /*
- * User-mode networking through bootvm-net-user (libslirp in its own
- * process, see net_user_helper.c): start it on one end of a socketpair,
- * wait for its one status line, then talk to it as a stream backend.
+ * User-mode networking through a helper process on one end of a socketpair,
+ * talked to as a stream backend once it says it is ready:
+ *  - bootvm-net-user (libslirp, see net_user_helper.c) writes one status
+ *    line to fd 4: "ready" or "error: ...";
+ *  - passt (--net passt) writes its PID to its pid file, /proc/self/fd/4,
+ *    once its forwards are bound; its messages go to a memfd, read back
+ *    when it exits before that.
  *
  * The backend handed out wraps the stream backend only to reap the helper
  * when it is destroyed; every op goes straight through (keep the list of
@@ -19,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +38,8 @@
 #define NET_USER_EXIT_MS	1000	/* after EOF it leaves within one poll round */
 #define NET_USER_CHILD_FD	3	/* the socket, in the helper */
 #define NET_USER_STATUS_FD	4	/* its status pipe */
+#define NET_PASST		"passt"
+#define NET_PASST_ERR_MAX	4096	/* of passt's messages, the tail is read back */
 
 extern char **environ;
 
@@ -39,6 +47,7 @@ struct net_user {
 	struct net_backend nb;
 	struct net_backend *stream;
 	pid_t pid;
+	bool passt;
 };
 
 /* The stream counts its drops; the device reads ours. */
@@ -48,10 +57,49 @@ static void user_sync(struct net_user *u)
 	u->nb.rx_dropped = u->stream->rx_dropped;
 }
 
+#define PASST_TRIM_IOV	64	/* longer chains go as they are */
+
+/*
+ * passt (Debian's 2023-03) ignores a TCP segment whose frame carries
+ * Ethernet padding (short frames filled up to the 60-byte minimum, as some
+ * guests do): the IPv4 frame cut to its datagram's length into out. The
+ * new iovcnt, or 0 to send iov as it is (not IPv4, nothing to cut, or a
+ * length that does not fit the frame: passt judges it).
+ */
+static unsigned int passt_trim(const struct iovec *iov, unsigned int iovcnt, struct iovec *out)
+{
+	uint8_t h[18];
+	size_t got = 0, total = 0, want, left;
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < iovcnt; i++) {
+		size_t take = iov[i].iov_len < sizeof(h) - got ? iov[i].iov_len : sizeof(h) - got;
+
+		memcpy(h + got, iov[i].iov_base, take);
+		got += take;
+		total += iov[i].iov_len;
+	}
+	if (got < sizeof(h) || h[12] != 0x08 || h[13] != 0x00 || iovcnt > PASST_TRIM_IOV)
+		return 0;
+	want = 14 + ((size_t)h[16] << 8 | h[17]);
+	if (want < 14 + 20 || want >= total)
+		return 0;
+	for (left = want; left; n++) {
+		out[n] = iov[n];
+		if (out[n].iov_len > left)
+			out[n].iov_len = left;
+		left -= out[n].iov_len;
+	}
+	return n;
+}
+
 static int user_send(struct net_backend *nb, const struct iovec *iov, unsigned int iovcnt)
 {
 	struct net_user *u = (struct net_user *)nb;
-	int r = u->stream->ops->send(u->stream, iov, iovcnt);
+	struct iovec cut[PASST_TRIM_IOV];
+	unsigned int ncut = u->passt ? passt_trim(iov, iovcnt, cut) : 0;
+	int r = ncut ? u->stream->ops->send(u->stream, cut, ncut) :
+		       u->stream->ops->send(u->stream, iov, iovcnt);
 
 	user_sync(u);
 	return r;
@@ -119,22 +167,31 @@ static const struct net_backend_ops user_ops = {
 	.set_rx_offloads = user_set_rx_offloads,
 };
 
+/* The helper named by environment variable var into path: 1, 0 if unset, -1 (logged). */
+static int net_helper_from_env(const char *what, const char *var, char *path, size_t size)
+{
+	const char *env = getenv(var);
+
+	if (!env || !*env)
+		return 0;
+	if (access(env, X_OK) < 0) {
+		log_error("%s: helper %s (from %s): %s", what, env, var, strerror(errno));
+		return -1;
+	}
+	snprintf(path, size, "%s", env);
+	return 1;
+}
+
 /* $BOOTVM_NET_USER, else bootvm-net-user in the directory of our executable. */
 static int net_user_find(char *path, size_t size)
 {
-	const char *env = getenv("BOOTVM_NET_USER");
+	int env = net_helper_from_env("--net user", "BOOTVM_NET_USER", path, size);
 	char self[PATH_MAX];
 	ssize_t n;
 	char *slash;
 
-	if (env && *env) {
-		if (access(env, X_OK) < 0) {
-			log_error("--net user: helper %s (from BOOTVM_NET_USER): %s", env, strerror(errno));
-			return -1;
-		}
-		snprintf(path, size, "%s", env);
-		return 0;
-	}
+	if (env)
+		return env < 0 ? -1 : 0;
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n < 0) {
 		log_error("--net user: cannot find the " NET_USER_HELPER " helper: BOOTVM_NET_USER "
@@ -169,7 +226,8 @@ static int fd_above(int fd, int min)
 	return nfd;
 }
 
-static int net_user_spawn(const char *path, char *const argv[], int sock, int status, pid_t *pid)
+static int net_user_spawn(const char *what, const char *path, char *const argv[], int sock,
+			  int status, int errfd, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -183,6 +241,8 @@ static int net_user_spawn(const char *path, char *const argv[], int sock, int st
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, sock, NET_USER_CHILD_FD);
 	posix_spawn_file_actions_adddup2(&fa, status, NET_USER_STATUS_FD);
+	if (errfd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, errfd, 2);
 	posix_spawn_file_actions_addclosefrom_np(&fa, NET_USER_STATUS_FD + 1);
 	/*
 	 * Unblocked signals (our threads block some), and a process group of its
@@ -196,7 +256,7 @@ static int net_user_spawn(const char *path, char *const argv[], int sock, int st
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (err) {
-		log_error("--net user: cannot start %s: %s", path, strerror(err));
+		log_error("%s: cannot start %s: %s", what, path, strerror(err));
 		return -1;
 	}
 	return 0;
@@ -243,41 +303,120 @@ static int net_user_status(int fd, char *line, size_t size, bool *timed_out)
 	}
 }
 
-static void net_user_describe_exit(const char *path, pid_t pid)
+/* The last line of what passt wrote to errfd that is not about syslog, into msg. */
+static void net_passt_last_message(int errfd, char *msg, size_t size)
 {
+	char buf[NET_PASST_ERR_MAX + 1];
+	off_t end = lseek(errfd, 0, SEEK_END);
+	off_t start = end > NET_PASST_ERR_MAX ? end - NET_PASST_ERR_MAX : 0;
+	ssize_t n = end > 0 ? pread(errfd, buf, (size_t)(end - start), start) : 0;
+
+	msg[0] = 0;
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+		if (*line && !strstr(line, "syslog"))
+			snprintf(msg, size, "%s", line);
+}
+
+static void net_user_describe_exit(const char *what, const char *path, pid_t pid, int errfd)
+{
+	char msg[256] = "";
 	int st = 0;
 
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	if (errfd >= 0)
+		net_passt_last_message(errfd, msg, sizeof(msg));
 	if (WIFSIGNALED(st))
-		log_error("--net user: %s was killed by signal %d before it was ready", path,
-			  WTERMSIG(st));
+		log_error("%s: %s was killed by signal %d before it was ready%s%s", what, path,
+			  WTERMSIG(st), *msg ? ": " : "", msg);
 	else
-		log_error("--net user: %s exited with status %d before it was ready", path,
-			  WEXITSTATUS(st));
+		log_error("%s: %s exited with status %d before it was ready%s%s", what, path,
+			  WEXITSTATUS(st), *msg ? ": " : "", msg);
 }
 
-struct net_backend *net_user_start(const struct vm_net_config *cfg)
+/* $BOOTVM_PASST, else passt in $PATH. */
+static int net_passt_find(char *path, size_t size)
 {
-	char path[PATH_MAX], fd_arg[16], status_arg[16], line[512];
-	char fwd[VM_NET_MAX_HOSTFWD][64];
-	char *argv[8 + 2 * VM_NET_MAX_HOSTFWD];
+	int env = net_helper_from_env("--net passt", "BOOTVM_PASST", path, size);
+	const char *dirs = getenv("PATH");
+
+	if (env)
+		return env < 0 ? -1 : 0;
+	for (const char *d = dirs ? dirs : "/usr/bin:/bin"; *d;) {
+		size_t len = strcspn(d, ":");
+
+		if (len && (size_t)snprintf(path, size, "%.*s/" NET_PASST, (int)len, d) < size &&
+		    access(path, X_OK) == 0)
+			return 0;
+		d += len + (d[len] == ':');
+	}
+	log_error("--net passt: no " NET_PASST " in PATH (Debian's passt package) and "
+		  "BOOTVM_PASST is not set");
+	return -1;
+}
+
+/*
+ * passt's command line for cfg: foreground, quiet, one client (it leaves when
+ * the socket closes), the socket on fd 3, the pid file on the status pipe,
+ * and the addresses --net user has (guest 10.0.2.15/24, gateway 10.0.2.2,
+ * which passt maps to the host). fwd holds the -t/-u specs.
+ */
+static void net_passt_argv(const struct vm_net_config *cfg, char **argv,
+				   char fwd[][64])
+{
 	unsigned int argc = 0;
-	int sv[2], st[2];
-	struct net_user *u;
-	bool timed_out;
-	pid_t pid;
 
-	if (net_user_find(path, sizeof(path)) < 0)
-		return NULL;
+	argv[argc++] = (char *)NET_PASST;
+	argv[argc++] = (char *)"--foreground";
+	argv[argc++] = (char *)"--quiet";
+	argv[argc++] = (char *)"--one-off";
+	argv[argc++] = (char *)"--fd";
+	argv[argc++] = (char *)"3";		/* NET_USER_CHILD_FD */
+	argv[argc++] = (char *)"--pid";
+	argv[argc++] = (char *)"/proc/self/fd/4";	/* NET_USER_STATUS_FD */
+	argv[argc++] = (char *)"--address";
+	argv[argc++] = (char *)"10.0.2.15";
+	argv[argc++] = (char *)"--netmask";
+	argv[argc++] = (char *)"24";
+	argv[argc++] = (char *)"--gateway";
+	argv[argc++] = (char *)"10.0.2.2";
+	/*
+	 * Ethernet's MTU, not passt's 65520: with 64 KiB segments passt 2023-03
+	 * overran a Linux guest's window and never resent what the guest
+	 * dropped (host-to-guest TCP stalled in tests/e2e/netlinux.py).
+	 */
+	argv[argc++] = (char *)"--mtu";
+	argv[argc++] = (char *)"1500";
+	/* As root passt changes to nobody anyway; asked, it does so without a warning. */
+	if (geteuid() == 0) {
+		argv[argc++] = (char *)"--runas";
+		argv[argc++] = (char *)"nobody";
+	}
+	for (unsigned int i = 0; i < cfg->nr_fwd && i < VM_NET_MAX_HOSTFWD; i++) {
+		const struct vm_hostfwd *f = &cfg->fwd[i];
+		char ha[INET_ADDRSTRLEN];
 
-	snprintf(fd_arg, sizeof(fd_arg), "%d", NET_USER_CHILD_FD);
-	snprintf(status_arg, sizeof(status_arg), "%d", NET_USER_STATUS_FD);
+		inet_ntop(AF_INET, &f->host_addr, ha, sizeof(ha));
+		snprintf(fwd[i], 64, "%s/%u:%u", ha, f->host_port, f->guest_port);
+		argv[argc++] = (char *)(f->udp ? "--udp-ports" : "--tcp-ports");
+		argv[argc++] = fwd[i];
+	}
+	argv[argc] = NULL;
+}
+
+/* bootvm-net-user's command line for cfg; fwd holds the hostfwd rules. */
+static void net_user_argv(const struct vm_net_config *cfg, char **argv, char fwd[][64])
+{
+	unsigned int argc = 0;
+
 	argv[argc++] = (char *)NET_USER_HELPER;
 	argv[argc++] = (char *)"--fd";
-	argv[argc++] = fd_arg;
+	argv[argc++] = (char *)"3";		/* NET_USER_CHILD_FD */
 	argv[argc++] = (char *)"--status-fd";
-	argv[argc++] = status_arg;
+	argv[argc++] = (char *)"4";		/* NET_USER_STATUS_FD */
 	if (cfg->restrict_net)
 		argv[argc++] = (char *)"--restrict";
 	for (unsigned int i = 0; i < cfg->nr_fwd && i < VM_NET_MAX_HOSTFWD; i++) {
@@ -286,28 +425,77 @@ struct net_backend *net_user_start(const struct vm_net_config *cfg)
 
 		inet_ntop(AF_INET, &f->host_addr, ha, sizeof(ha));
 		inet_ntop(AF_INET, &f->guest_addr, ga, sizeof(ga));
-		snprintf(fwd[i], sizeof(fwd[i]), "%s:%s:%u-%s:%u", f->udp ? "udp" : "tcp",
+		snprintf(fwd[i], 64, "%s:%s:%u-%s:%u", f->udp ? "udp" : "tcp",
 			 ha, f->host_port, ga, f->guest_port);
 		argv[argc++] = (char *)"--hostfwd";
 		argv[argc++] = fwd[i];
 	}
 	argv[argc] = NULL;
+}
+
+/* Whether the status line says the helper is ready; else logs why not. */
+static bool net_user_ready(const char *what, const char *path, bool passt, const char *line)
+{
+	if (passt) {	/* its pid file: a number */
+		if (*line && strspn(line, "0123456789") == strlen(line))
+			return true;
+		log_error("%s: %s wrote '%s' to its pid file instead of its PID", what, path, line);
+		return false;
+	}
+	if (!strcmp(line, "ready"))
+		return true;
+	if (!strncmp(line, "error: ", 7))
+		log_error("%s: %s", what, line + 7);
+	else
+		log_error("%s: %s said '%s' instead of ready", what, path, line);
+	return false;
+}
+
+struct net_backend *net_user_start(const struct vm_net_config *cfg)
+{
+	const bool passt = cfg->kind == VM_NET_PASST;
+	const char *what = passt ? "--net passt" : "--net user";
+	char path[PATH_MAX], line[512];
+	char fwd[VM_NET_MAX_HOSTFWD][64];
+	char *argv[24 + 2 * VM_NET_MAX_HOSTFWD];
+	int sv[2], st[2], errfd = -1;
+	struct net_user *u;
+	bool timed_out;
+	pid_t pid;
+
+	if ((passt ? net_passt_find(path, sizeof(path)) : net_user_find(path, sizeof(path))) < 0)
+		return NULL;
+	if (passt)
+		net_passt_argv(cfg, argv, fwd);
+	else
+		net_user_argv(cfg, argv, fwd);
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		log_error("--net user: socketpair: %s", strerror(errno));
+		log_error("%s: socketpair: %s", what, strerror(errno));
 		return NULL;
 	}
 	if (pipe2(st, O_CLOEXEC) < 0) {
-		log_error("--net user: pipe: %s", strerror(errno));
+		log_error("%s: pipe: %s", what, strerror(errno));
 		goto err_close_sock;
+	}
+	/* passt as root opens its pid file as nobody: let it write the pipe. */
+	if (passt && fchmod(st[1], 0622) < 0) {
+		log_error("%s: fchmod of the status pipe: %s", what, strerror(errno));
+		goto err_close_pipe;
+	}
+	if (passt && (errfd = memfd_create("passt-messages", MFD_CLOEXEC)) < 0) {
+		log_error("%s: memfd_create: %s", what, strerror(errno));
+		goto err_close_pipe;
 	}
 	sv[1] = fd_above(sv[1], NET_USER_STATUS_FD + 1);
 	st[1] = fd_above(st[1], NET_USER_STATUS_FD + 1);
-	if (sv[1] < 0 || st[1] < 0) {
-		log_error("--net user: fcntl: %s", strerror(errno));
+	if (errfd >= 0)
+		errfd = fd_above(errfd, NET_USER_STATUS_FD + 1);
+	if (sv[1] < 0 || st[1] < 0 || (passt && errfd < 0)) {
+		log_error("%s: fcntl: %s", what, strerror(errno));
 		goto err_close_pipe;
 	}
-	if (net_user_spawn(path, argv, sv[1], st[1], &pid) < 0)
+	if (net_user_spawn(what, path, argv, sv[1], st[1], errfd, &pid) < 0)
 		goto err_close_pipe;
 	/* Only the helper holds these now: its exit is EOF on both. */
 	close(sv[1]);
@@ -316,36 +504,34 @@ struct net_backend *net_user_start(const struct vm_net_config *cfg)
 
 	if (net_user_status(st[0], line, sizeof(line), &timed_out) < 0) {
 		if (timed_out) {
-			log_error("--net user: %s did not report ready within %d s", path,
+			log_error("%s: %s did not report ready within %d s", what, path,
 				  NET_USER_READY_MS / 1000);
 			goto err_kill;
 		}
-		net_user_describe_exit(path, pid);
+		net_user_describe_exit(what, path, pid, errfd);
 		goto err_close_status;
 	}
-	if (strcmp(line, "ready")) {
-		if (!strncmp(line, "error: ", 7))
-			log_error("--net user: %s", line + 7);
-		else
-			log_error("--net user: %s said '%s' instead of ready", path, line);
+	if (!net_user_ready(what, path, passt, line))
 		goto err_kill;
-	}
 	close(st[0]);
+	if (errfd >= 0)
+		close(errfd);	/* passt keeps writing to its copy */
 
 	u = calloc(1, sizeof(*u));
 	if (!u) {
-		log_error("--net user: out of memory");
+		log_error("%s: out of memory", what);
 		close(sv[0]);
 		net_user_reap(pid, NET_USER_EXIT_MS);
 		return NULL;
 	}
-	u->stream = net_stream_open(sv[0], "user");
+	u->stream = net_stream_open(sv[0], passt ? "passt" : "user");
 	if (!u->stream) {	/* it closed sv[0]: the helper leaves */
 		free(u);
 		net_user_reap(pid, NET_USER_EXIT_MS);
 		return NULL;
 	}
 	u->pid = pid;
+	u->passt = passt;
 	u->nb.ops = &user_ops;
 	u->nb.fd = u->stream->fd;
 	u->nb.vnet_hdr_len = u->stream->vnet_hdr_len;
@@ -358,10 +544,14 @@ err_kill:
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 err_close_status:
+	if (errfd >= 0)
+		close(errfd);
 	close(st[0]);
 	close(sv[0]);
 	return NULL;
 err_close_pipe:
+	if (errfd >= 0)
+		close(errfd);
 	close(st[0]);
 	if (st[1] >= 0)
 		close(st[1]);

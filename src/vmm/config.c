@@ -257,6 +257,11 @@ static int config_hostfwd(struct vm_net_config *n, const char *spec, const char 
 			  "[GUESTADDR]:GUESTPORT (ports 1-65535)", spec, rule);
 		return -1;
 	}
+	if (n->kind == VM_NET_PASST && f.guest_addr != htonl(0x0a00020f)) {
+		log_error("--net '%s': hostfwd '%s': passt forwards to the guest's own address "
+			  "(10.0.2.15) only", spec, rule);
+		return -1;
+	}
 	n->fwd[n->nr_fwd++] = f;
 	return 0;
 }
@@ -307,7 +312,7 @@ static int config_net_option(struct vm_config *cfg, struct vm_net_config *n, con
 	}
 	*eq = 0;
 	v = eq + 1;
-	if (!strcmp(kv, "hostfwd") && n->kind == VM_NET_USER)
+	if (!strcmp(kv, "hostfwd") && n->kind != VM_NET_TAP)
 		return config_hostfwd(n, spec, v);
 	if (!strcmp(kv, "restrict") && n->kind == VM_NET_USER)
 		return vm_config_bool("--net", kv, v, &n->restrict_net);
@@ -324,7 +329,8 @@ static int config_net_option(struct vm_config *cfg, struct vm_net_config *n, con
 		return 0;
 	}
 	log_error("--net '%s': unknown option '%s' (%s)", spec, kv,
-		  n->kind == VM_NET_USER ? "hostfwd, restrict, mac, id" : "mac, id");
+		  n->kind == VM_NET_USER ? "hostfwd, restrict, mac, id" :
+		  n->kind == VM_NET_PASST ? "hostfwd, mac, id" : "mac, id");
 	return -1;
 }
 
@@ -344,8 +350,8 @@ int vm_config_add_net(struct vm_config *cfg, const char *spec)
 		log_error("out of memory");
 		return -1;
 	}
-	if (!strcmp(first, "user")) {
-		n.kind = VM_NET_USER;
+	if (!strcmp(first, "user") || !strcmp(first, "passt")) {
+		n.kind = first[0] == 'u' ? VM_NET_USER : VM_NET_PASST;
 		free(first);
 	} else if (!strncmp(first, "tap=", 4) && first[4]) {
 		n.kind = VM_NET_TAP;
@@ -358,7 +364,7 @@ int vm_config_add_net(struct vm_config *cfg, const char *spec)
 		memmove(first, first + 4, strlen(first + 4) + 1);
 		n.tap_name = first;
 	} else {
-		log_error("--net '%s': expected user[,...] or tap=NAME[,...]", spec);
+		log_error("--net '%s': expected user[,...], passt[,...] or tap=NAME[,...]", spec);
 		free(first);
 		return -1;
 	}

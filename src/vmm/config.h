@@ -36,6 +36,7 @@ struct vm_disk_config {
 enum vm_net_kind {
 	VM_NET_USER,		/* user-mode networking (libslirp), with host port forwarding */
 	VM_NET_TAP,		/* an existing TAP device */
+	VM_NET_PASST,		/* passt (a process of its own), with host port forwarding */
 };
 
 /* hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (network byte order addresses). */
@@ -55,6 +56,7 @@ struct vm_net_config {
 	enum vm_net_kind kind;
 	const char *tap_name;		/* VM_NET_TAP */
 	bool restrict_net;		/* user: restrict=on, no traffic beyond the host's forwards */
+	/* user, passt: hostfwd rules; passt forwards to the guest's address only */
 	uint8_t mac[6];			/* given, or derived from id (stable per id) */
 	char id[VM_NET_ID_MAX + 1];	/* "net0" unless given */
 	struct vm_hostfwd fwd[VM_NET_MAX_HOSTFWD];

@@ -18,6 +18,7 @@ import os
 import random
 import re
 import select
+import shutil
 import socket
 import struct
 import subprocess
@@ -1286,6 +1287,79 @@ def group_net():
           entry="pvh", want=["net: FAIL no virtio-net device"])
 
 
+def have_passt():
+    return shutil.which("passt") is not None
+
+
+def group_net_passt():
+    """The net guest under --net passt: the same addresses as --net user (DNS aside),
+    echoes through hostfwd; the bzImage form without MRG_RXBUF."""
+    if not net_supported():
+        skip("net guest under --net passt", "this bootvm has no --net option")
+        return
+    if not have_passt():
+        skip("net guest under --net passt", "no passt in PATH (install Debian's passt)")
+        return
+    rnd = random.Random(9)
+    lease = re.compile(r"net: dhcp lease 10\.0\.2\.15 router 10\.0\.2\.2 dns [\d.]+")
+    for form, k, entry, append in (("elf", guest("net"), "pvh", ""),
+                                   ("bzImage", guest("net", "bzImage"), "linux64", " no-mrg")):
+        what = f"net.{form} --net passt" + (" (no MRG_RXBUF)" if append else "")
+        tcp, udp = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
+        spec = hostfwd(tcp, udp).replace("user", "passt", 1)
+        p, args, t0 = net_start(k, spec, f"udp={GUEST_UDP} tcp={GUEST_TCP} count=2" + append)
+        results = {}
+        try:
+            out = read_until(p, b"net: ready", t0 + NET_TIMEOUT)
+            text = out.decode(errors="replace").replace("\r\n", "\n")
+            ready = "net: ready" in text
+            tap(ready and any(lease.fullmatch(l) for l in text.splitlines()),
+                f"{what}: DHCP lease 10.0.2.15, router 10.0.2.2 (passt given --net user's "
+                "addresses); the guest is ready", text)
+            if ready:
+                small, big = b"ping " + rnd.randbytes(59), rnd.randbytes(1400)
+                results["udp"] = [(d, udp_echo(udp, d)) for d in (small, big)]
+                data = rnd.randbytes(65536)
+                results["tcp1"] = (data, *tcp_echo(tcp, data))
+                results["tcp2"] = (b"bye\n", *tcp_echo(tcp, b"bye\n"))
+        finally:
+            r = finish(p, args, t0, out=out, timeout=NET_TIMEOUT)
+        check(r, f"{what}: DHCP, ARP, echoes, then powers off (0); nothing on stderr",
+              entry=entry, want=["net: all ok", "net: tcp connection closed, echoed 65536 bytes",
+                                 "net: tcp connection closed, echoed 4 bytes"],
+              absent=["FAIL"])
+        if not results:
+            tap(False, f"{what}: host clients (the guest never got ready)", r.describe())
+            continue
+        tap(all(got == sent for sent, got in results["udp"]),
+            f"{what}: 64- and 1400-byte UDP datagrams to 127.0.0.1:{udp} come back",
+            r.describe())
+        for key in ("tcp1", "tcp2"):
+            sent, echo, after, err = results[key]
+            tap(err is None and echo == sent and after == b"",
+                f"{what}: {len(sent)} bytes over TCP to 127.0.0.1:{tcp} come back byte for byte",
+                f"error {err}; echoed {len(echo)} bytes\n" + r.describe())
+
+    hello = guest("hello")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        r = bootvm("--console", "stdio", "--kernel", hello, "--net",
+                   f"passt,hostfwd=tcp::{port}-:22", timeout=10)
+    lines = r.err.splitlines()
+    tap(r.status == ERROR and len(lines) == 1 and str(port) in lines[0] and
+        "passt" in lines[0] and "entry=" not in r.out,
+        "--net passt,hostfwd=tcp::PORT-:22 with PORT taken -> exit 1 before the guest runs, "
+        "one line naming the port", r.describe())
+    for spec, word in (("passt,restrict=on", "restrict"),
+                       ("passt,hostfwd=tcp::5555-10.0.2.9:22", "10.0.2.15")):
+        r = bootvm("--console", "stdio", "--kernel", hello, "--net", spec, timeout=10)
+        lines = r.err.splitlines()
+        tap(r.status == USAGE and len(lines) == 1 and word in lines[0] and not r.out,
+            f"--net {spec} -> exit 2, one line naming {word!r}", r.describe())
+
+
 # Each case of net_hostile and what virtio-net does with it (src/virtio/net.h): a bad
 # frame is dropped and counted, a malformed chain sets DEVICE_NEEDS_RESET.
 NET_HOSTILE = (("tx-header-short", "dropped"), ("tx-frame-over-64k", "dropped"),
@@ -1360,6 +1434,7 @@ GROUPS = {
     "disk": group_disk,
     "net": group_net,
     "net-hostile": group_net_hostile,
+    "net-passt": group_net_passt,
 }
 
 

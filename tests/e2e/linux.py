@@ -535,18 +535,26 @@ def test_disk_boots(tmp):
         "so is the second 1 MiB copy, byte for byte", msg)
 
 
-def main():
-    # Optional arguments pick groups (initrd, panic, disk, stock); default all.
-    groups = set(sys.argv[1:]) or {"initrd", "panic", "disk", "stock"}
+def preflight(what):
+    """Print the TAP header; True if the test kernel can boot here, else False
+    after a SKIP of `what` (no bootvm binary: Bail out, exit 1)."""
     print("TAP version 13")
     if not os.access(BOOTVM, os.X_OK):
         print(f"Bail out! no bootvm binary at {BOOTVM}")
-        return 1
+        sys.exit(1)
     if not TEST_KERNEL:
-        skip("test kernel boots", TEST_KERNEL_WHY)
+        skip(what, TEST_KERNEL_WHY)
     elif not os.path.exists(BUSYBOX):
-        skip("test kernel boots", f"{BUSYBOX} missing (install busybox-static)")
+        skip(what, f"{BUSYBOX} missing (install busybox-static)")
     else:
+        return True
+    return False
+
+
+def main():
+    # Optional arguments pick groups (initrd, panic, disk, stock); default all.
+    groups = set(sys.argv[1:]) or {"initrd", "panic", "disk", "stock"}
+    if preflight("test kernel boots"):
         if "initrd" in groups:
             with tempfile.TemporaryDirectory(prefix="bootvm-linux-") as tmp:
                 test_kernel_boot(tmp)

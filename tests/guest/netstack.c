@@ -588,6 +588,7 @@ static struct {
 	bool fin_sent;
 	uint32_t echoed, last_tx, retries;
 	uint32_t q_seq, qlen;			/* unacknowledged echo bytes from q_seq on */
+	uint32_t wnd;				/* the window we advertised last */
 	uint8_t q[TCP_QLEN];
 } tcb;
 
@@ -632,6 +633,7 @@ static void tcb_send(uint32_t seq, uint8_t flags, const uint8_t *data, size_t le
 	struct tcp_addr to = { tcb.peer_mac, tcb.peer_ip, tcb.peer_port, serve_tcp };
 
 	tcp_send(&to, seq, tcb.rcv_nxt, flags, data, len);
+	tcb.wnd = TCP_QLEN - tcb.qlen;
 }
 
 /* Echo the last n bytes of the queue, in segments of at most the peer's MSS. */
@@ -762,6 +764,12 @@ static void tcp_input(const uint8_t *f, const uint8_t *ip, const uint8_t *t, siz
 	if (tcb.state == TCP_SYN_RCVD)
 		return;
 	bool fin = flags & TCP_FIN;
+	/*
+	 * A window update once the peer's ACKs have opened ours by an MSS: a
+	 * peer that saw it shut (passt) waits for one instead of probing.
+	 */
+	if (!dlen && !fin && tcb.wnd < tcb.mss && TCP_QLEN - tcb.qlen >= tcb.mss)
+		tcb_send(tcb.snd_nxt, TCP_ACK, NULL, 0);
 	if (!dlen && !fin)
 		return;
 	if (seq_lt(tcb.rcv_nxt, seq)) {

@@ -196,6 +196,23 @@ static void test_net_specs(void **state)
 	assert_int_equal(vm_config_validate(&c), 0);
 	vm_config_free(&c);
 	assert_int_equal(c.nr_nets, 0);
+
+	/* passt: hostfwd as for user (to the guest's own address), mac, id. */
+	vm_config_init(&c);
+	assert_int_equal(vm_config_add_net(&c, "passt,hostfwd=tcp::5555-:22,"
+					   "hostfwd=udp:0.0.0.0:5353-10.0.2.15:53,id=p"), 0);
+	n = &c.nets[0];
+	assert_int_equal(n->kind, VM_NET_PASST);
+	assert_string_equal(n->id, "p");
+	assert_false(n->restrict_net);
+	assert_int_equal(n->nr_fwd, 2);
+	assert_int_equal(n->fwd[0].host_addr, htonl(0x7f000001));
+	assert_int_equal(n->fwd[0].host_port, 5555);
+	assert_int_equal(n->fwd[0].guest_port, 22);
+	assert_true(n->fwd[1].udp);
+	assert_int_equal(n->fwd[1].host_addr, 0);
+	assert_int_equal(n->mac[0], 0x52);
+	vm_config_free(&c);
 }
 
 static void test_net_errors(void **state)
@@ -218,6 +235,10 @@ static void test_net_errors(void **state)
 		{ "user,foo=1", "unknown option 'foo'" },
 		{ "tap=tap0,hostfwd=tcp::1-:2", "unknown option 'hostfwd'" },
 		{ "user,restrict", "not KEY=VALUE" },
+		{ "passt,restrict=on", "unknown option 'restrict' (hostfwd, mac, id)" },
+		{ "passt,hostfwd=tcp::5555-10.0.2.16:22", "the guest's own address" },
+		{ "passt,hostfwd=sctp::1-:2", "tcp: or udp:" },
+		{ "passtx", "passt[,...]" },
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
