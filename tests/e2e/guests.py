@@ -584,6 +584,11 @@ def group_power():
         return r, time.monotonic() - t_sig
 
     pressed = re.compile(r"power: button pressed sts=0x100 en=0x100 after-clear=0x0")
+    # One button event, and at most one SCI that found no status bit: the irqchip may deliver
+    # the level SCI once more after the guest cleared PWRBTN_STS (kvm_pvm's LAPIC keeps the
+    # vector set in its IRR after delivering it; ~1 boot in 1000 under load, with PM1_STS 0,
+    # while bootvm raised and dropped the line once). A second press would be events=2.
+    bye = re.compile(r"power: bye events=1 spurious=[01]")
     for form, k, entry in both_forms("power"):
         r, secs = signalled(form, grace=10)
         check(r, f"power.{form} --shutdown-grace 10: SIGTERM presses the button, the guest takes "
@@ -591,13 +596,13 @@ def group_power():
               "stderr empty", entry=entry,
               want=["power: fadt flags=0x465 button=fixed sci=9 pm1a_evt=0x600 len=4; "
                     "override gsi=9 flags=0xd (level, active high)", "power: ready", pressed,
-                    "power: bye interrupts=1"])
+                    bye])
         tap(r.status == POWEROFF and secs < 5, f"power.{form}: powered off {secs:.2f} s after "
             "the signal (well inside the grace)", r.describe())
 
     r, _ = signalled(grace=10, sig=signal.SIGINT, extra=["-v"])
     check(r, "power.elf --shutdown-grace 10 -v: SIGINT presses the button too: exit 0",
-          want=[pressed, "power: bye interrupts=1"], quiet=False)
+          want=[pressed, bye], quiet=False)
     said = [l for l in r.err.splitlines() if "pressed the ACPI power button" in l]
     tap(len(said) == 1 and "signal Interrupt" in said[0] and "up to 10 s" in said[0]
         and "guest powered off" in r.err, "power.elf -v: one line says the button was pressed "
@@ -657,7 +662,7 @@ def group_power():
 
             def read_pty(pattern):
                 nonlocal buf
-                while pattern not in buf and time.monotonic() < deadline:
+                while not re.search(pattern, buf) and time.monotonic() < deadline:
                     ready, _, _ = select.select([master], [], [], 0.2)
                     if not ready:
                         if p.poll() is not None:
@@ -668,7 +673,7 @@ def group_power():
                     except OSError:
                         break
 
-            read_pty(b"power: ready")
+            read_pty(re.escape(b"power: ready"))
             os.write(master, b"\x01p")
             if append:
                 p_err = b""
@@ -679,7 +684,7 @@ def group_power():
                         p_err += os.read(p.stderr.fileno(), 4096)
                 os.write(master, b"\x01x")
             else:
-                read_pty(b"power: bye interrupts=1")
+                read_pty(rb"power: bye [^\n]*\n")
             r = finish(p, args, t0, timeout=max(1, deadline - time.monotonic()))
             r.err = (p_err.decode(errors="replace") if append else "") + r.err
             text = buf.decode(errors="replace")
@@ -687,7 +692,7 @@ def group_power():
             if append:
                 ok = ok and "has not enabled the ACPI power button" in r.err
             else:
-                ok = ok and "power: bye interrupts=1" in text
+                ok = ok and any(bye.fullmatch(l.strip()) for l in text.splitlines())
             tap(ok, f"power.elf{(' ' + append) if append else ''} on a terminal: Ctrl-A p presses the button; {name}",
                 r.describe() + "\n--- pty ---\n" + text)
         finally:

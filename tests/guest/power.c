@@ -11,7 +11,18 @@
  * SCI, clear the status, and go on waiting for ever; `no-enable`: leave
  * PWRBTN_EN clear (the guest does not listen) and wait for ever.
  * Lines: "power: button pressed sts=0x.. en=0x.. after-clear=0x.." then
- * "power: bye interrupts=N", or "power: button pressed, ignored".
+ * "power: bye events=E spurious=S", or "power: button pressed, ignored".
+ *
+ * events counts the SCIs that found PWRBTN_STS set, spurious those that
+ * found no status bit: as an OS's SCI handler does (ACPICA returns "not
+ * handled"), an SCI with nothing to report is ignored, not an error. The
+ * irqchip may deliver the level SCI once more after the status is cleared
+ * and the line dropped: here kvm_pvm's LAPIC shows vector 0x49 still set in
+ * its IRR in the handler and after the EOI (its ISR reads 0), and about 1
+ * boot in 1000 under load delivers it again in the sti windows below, with
+ * PM1_STS 0, while bootvm drove the line high once and low once. (A line
+ * left asserted does not come again on kvm_pvm: the unit test acpi_pm checks
+ * that clearing the status drops it.)
  */
 #include "runtime.h"
 
@@ -25,7 +36,7 @@
 #define PM1_PWRBTN	(1u << 8)	/* the same bit in PM1_STS and PM1_EN */
 
 static uint16_t pm1_sts, pm1_en;
-static volatile uint32_t interrupts;
+static volatile uint32_t interrupts, events;
 static volatile uint16_t sts_seen, en_seen, sts_after;
 
 __attribute__((interrupt)) static void sci_isr(struct interrupt_frame *f)
@@ -38,8 +49,10 @@ __attribute__((interrupt)) static void sci_isr(struct interrupt_frame *f)
 		en_seen = inw(pm1_en);
 	}
 	interrupts++;
-	if (sts & PM1_PWRBTN)
+	if (sts & PM1_PWRBTN) {
+		events++;
 		outw(pm1_sts, PM1_PWRBTN);		/* write 1 to clear */
+	}
 	if (interrupts == 1)
 		sts_after = inw(pm1_sts);
 	x2apic_eoi();
@@ -137,5 +150,5 @@ void guest_main(void)
 		__asm__ volatile("sti; nop; cli" ::: "memory");
 	printf("power: button pressed sts=0x%x en=0x%x after-clear=0x%x\n", sts_seen, en_seen,
 	       sts_after);
-	printf("power: bye interrupts=%u\n", interrupts);
+	printf("power: bye events=%u spurious=%u\n", events, interrupts - events);
 }
