@@ -145,7 +145,7 @@ void guest_main(void)
 		print("power: button pressed, ignored\n");
 		wait_for_ever();
 	}
-	/* A level SCI still asserted after the EOI would come again here. */
+	/* Room for a redelivery: a stuck line or a stale IRR bit shows up as spurious=N. */
 	for (int i = 0; i < 64; i++)
 		__asm__ volatile("sti; nop; cli" ::: "memory");
 	printf("power: button pressed sts=0x%x en=0x%x after-clear=0x%x\n", sts_seen, en_seen,
