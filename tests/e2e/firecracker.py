@@ -475,6 +475,26 @@ def running_vm(tmp):
         "16 clients mid-request: one more gets 429 with a fault_message", repr(r))
     for c in stuck:
         c.close()
+    # Clients that pipeline requests and read none of the answers: closed after 5 s, not forever.
+    deaf = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(16)]
+    for c in deaf:
+        c.connect(s)
+        c.setblocking(False)
+        try:
+            c.send(b"GET / HTTP/1.1\r\n\r\n" * 3000)
+        except BlockingIOError:
+            pass
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    r = b""
+    while time.monotonic() - t0 < 12 and status_of(r) != 200:
+        r = raw(s, b"GET / HTTP/1.1\r\n\r\n")
+        time.sleep(0.5)
+    took = time.monotonic() - t0
+    tap(status_of(r) == 200 and took < 9, "16 clients that read no answers: a new client is "
+        "served within 5 s (they are closed)", f"{took:.1f}s {r!r}")
+    for c in deaf:
+        c.close()
 
     info = check_json(s, "/", "InstanceInfo", "after the hostile clients")
     fc.send(b"cd")
