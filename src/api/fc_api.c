@@ -939,7 +939,9 @@ static int put_actions(struct fc_api *api, struct json_object *o, char *f, size_
 	if (!strcmp(type, "SendCtrlAltDel")) {
 		if (api->state == FC_NOT_STARTED)
 			return fault(f, size, "%s", fc_pre_boot);
-		if (!api->ops || !api->ops->ctrl_alt_del)
+		if (!api->ops)
+			return fault(f, size, "The microVM has stopped.");
+		if (!api->ops->ctrl_alt_del)
 			return fault(f, size, "SendCtrlAltDel is not available: this bootvm has no "
 				     "way to ask the guest to shut down yet (no ACPI power button).");
 		return api->ops->ctrl_alt_del(api->opaque, f, size);

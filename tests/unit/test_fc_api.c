@@ -540,6 +540,10 @@ static void test_actions_and_states(void **state)
 	fc_api_vm_ended(&f->api);
 	expect_fault(f, "PATCH", "/vm", "{\"state\":\"Paused\"}", "The microVM has stopped.");
 	assert_int_equal(f->rec.pauses, 1);
+	/* Not "no ACPI power button": the VM is gone. */
+	expect_fault(f, "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}",
+		     "The microVM has stopped.");
+	assert_int_equal(f->rec.ctrl_alt_dels, 1);
 }
 
 static void test_ctrl_alt_del_unavailable(void **state)
