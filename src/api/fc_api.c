@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1084,6 +1085,25 @@ static void metrics_group(struct json_object *line, struct fc_api *api, const ch
 	json_object_object_add(line, group, g);
 }
 
+/*
+ * Whether a line of len bytes fits in the metrics FIFO now: a non-blocking
+ * write of more than PIPE_BUF bytes (a line with many guest markers) into a
+ * fuller FIFO writes part of it, and the reader gets a torn line glued to the
+ * next one. A line that does not fit is dropped whole instead.
+ */
+static bool metrics_fits(int fd, size_t len)
+{
+	struct stat st;
+	int cap, queued;
+
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return true;
+	cap = fcntl(fd, F_GETPIPE_SZ);
+	if (cap < 0 || ioctl(fd, FIONREAD, &queued) < 0)
+		return true;
+	return queued <= cap && (size_t)(cap - queued) >= len;
+}
+
 int fc_api_flush_metrics(struct fc_api *api, char *f, size_t size)
 {
 	static const char *const get_names[] = { "instance_info_count", "machine_cfg_count",
@@ -1150,6 +1170,11 @@ int fc_api_flush_metrics(struct fc_api *api, char *f, size_t size)
 	/* Counters count since the last line, as Firecracker's do. */
 	memset(api->counters, 0, sizeof(api->counters));
 	api->last_flush_ms = now_ms(CLOCK_MONOTONIC);
+	if (!metrics_fits(api->metrics_fd, len + 1)) {
+		free(buf);
+		return fault(f, size, "Metrics error: cannot write the metrics line: the FIFO is "
+			     "full (%zu bytes; the line is dropped)", len + 1);
+	}
 	w = write(api->metrics_fd, buf, len + 1);
 	free(buf);
 	if (w != (ssize_t)(len + 1))

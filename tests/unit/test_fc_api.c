@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/fc_api.h"
@@ -705,6 +707,56 @@ static void test_metrics_timeline(void **state)
 	free(path);
 }
 
+/* A line longer than PIPE_BUF into a nearly full FIFO: dropped whole, never torn. */
+static void test_metrics_fifo_full(void **state)
+{
+	struct fixture *f = *state;
+	char *path = helper_asprintf("%s/metrics.fifo", f->dir), *b, *fill, buf[8192];
+	size_t total = 0;
+	int rfd, wfd, cap;
+	ssize_t n;
+
+	assert_int_equal(mkfifo(path, 0600), 0);
+	rfd = open(path, O_RDONLY | O_NONBLOCK);
+	assert_true(rfd >= 0);
+	b = helper_asprintf("{\"metrics_path\":\"%s\"}", path);
+	expect_204(f, "PUT", "/metrics", b);
+	free(b);
+	timeline_reset();
+	for (int i = 0; i < TIMELINE_MAX_MARKERS; i++)	/* the guest's: a line of some 8 KB */
+		timeline_guest_marker(0x1234567890abcdefULL + (uint64_t)i, 8);
+	put_boot(f, "console=ttyS0");
+	start(f);
+	/* All but 100 bytes of the FIFO taken. */
+	wfd = open(path, O_WRONLY | O_NONBLOCK);
+	assert_true(wfd >= 0);
+	cap = fcntl(wfd, F_GETPIPE_SZ);
+	assert_true(cap > 8192);
+	fill = calloc(1, (size_t)cap + 1);
+	assert_non_null(fill);
+	memset(fill, 'x', (size_t)cap - 100);
+	assert_int_equal(write(wfd, fill, (size_t)cap - 100), cap - 100);
+	expect_fault(f, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", "the FIFO is full");
+	while ((n = read(rfd, buf, sizeof(buf))) > 0)
+		total += (size_t)n;
+	assert_int_equal(total, (size_t)cap - 100);	/* not a byte of the line */
+	/* Room again: the next line goes out whole. */
+	expect_204(f, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}");
+	total = 0;
+	while ((n = read(rfd, fill + total, (size_t)cap - total)) > 0)
+		total += (size_t)n;
+	assert_true(total > 4096 && fill[total - 1] == '\n');
+	fill[total] = 0;
+	struct json_object *line = json_tokener_parse(fill);
+
+	assert_non_null(line);
+	json_object_put(line);
+	free(fill);
+	close(wfd);
+	close(rfd);
+	free(path);
+}
+
 static void test_logger(void **state)
 {
 	struct fixture *f = *state;
@@ -930,6 +982,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_entropy_and_vm_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_timeline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_fifo_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logger, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_file_errors, setup, teardown),
