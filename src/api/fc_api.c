@@ -874,8 +874,17 @@ int fc_resources_to_vm_config(const struct fc_resources *r, struct vm_config *cf
 		char spec[64];
 		struct vm_net_config *nc;
 
-		if (n->tap)
-			snprintf(spec, sizeof(spec), "tap=%s", n->tap);
+		if (n->tap) {
+			/* A comma is a TAP name's own, not the start of an option: doubled. */
+			size_t o = (size_t)snprintf(spec, sizeof(spec), "tap=");
+
+			for (const char *c = n->tap; *c && o + 3 < sizeof(spec); c++) {
+				spec[o++] = *c;
+				if (*c == ',')
+					spec[o++] = ',';
+			}
+			spec[o] = 0;
+		}
 		if (vm_config_add_net(cfg, n->tap ? spec : n->bootvm_net) < 0)
 			goto err_capture;
 		nc = &cfg->nets[cfg->nr_nets - 1];

@@ -487,6 +487,20 @@ static void test_network_interfaces(void **state)
 		     "\"tap2\"}", "not supported after starting");
 }
 
+/* Linux allows a comma in an interface name: it stays in the name, no option follows. */
+static void test_network_tap_comma(void **state)
+{
+	struct fixture *f = *state;
+
+	expect_204(f, "PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"host_dev_name\":"
+		   "\"tp,id=x,mac=1\"}");
+	put_boot(f, "console=ttyS0");
+	start(f);
+	assert_int_equal(f->rec.cfg.nr_nets, 1);
+	assert_string_equal(f->rec.cfg.nets[0].tap_name, "tp,id=x,mac=1");
+	assert_string_equal(f->rec.cfg.nets[0].id, "eth0");
+}
+
 static void test_actions_and_states(void **state)
 {
 	struct fixture *f = *state;
@@ -977,6 +991,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drives, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drive_partuuid_ro_and_patch_preboot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_network_interfaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_network_tap_comma, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_actions_and_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ctrl_alt_del_unavailable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entropy_and_vm_config, setup, teardown),
