@@ -17,6 +17,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "api/fc_api.h"
@@ -434,6 +435,31 @@ static void test_drive_partuuid_ro_and_patch_preboot(void **state)
 	/* Without boot_args: Firecracker's default command line. */
 	assert_string_equal(f->rec.cfg.cmdline, FC_DEFAULT_CMDLINE " root=PARTUUID=0eaa91a0-01 ro");
 	assert_true(f->rec.cfg.disks[0].readonly);
+}
+
+/* A path that is no file is refused without being opened: a FIFO's reader sees no writer. */
+static void test_drive_fifo_not_opened(void **state)
+{
+	struct fixture *f = *state;
+	char *path = helper_asprintf("%s/drive.fifo", f->dir), *b;
+	struct pollfd p;
+	int rfd;
+
+	assert_int_equal(mkfifo(path, 0600), 0);
+	rfd = open(path, O_RDONLY | O_NONBLOCK);
+	assert_true(rfd >= 0);
+	b = helper_asprintf("{\"drive_id\":\"d\",\"is_root_device\":false,\"path_on_host\":\"%s\"}",
+			    path);
+	expect_fault(f, "PUT", "/drives/d", b, "not a regular file or block device");
+	free(b);
+	b = helper_asprintf("{\"kernel_image_path\":\"%s\"}", path);
+	expect_fault(f, "PUT", "/boot-source", b, "not a regular file or block device");
+	free(b);
+	/* A writer that came and went would show as POLLHUP. */
+	p = (struct pollfd){ .fd = rfd, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 0), 0);
+	close(rfd);
+	free(path);
 }
 
 static void test_network_interfaces(void **state)
@@ -990,6 +1016,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_bodies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drives, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drive_partuuid_ro_and_patch_preboot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drive_fifo_not_opened, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_network_interfaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_network_tap_comma, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_actions_and_states, setup, teardown),
