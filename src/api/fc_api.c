@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -250,9 +251,13 @@ static int check_id(const char *id, char *f, size_t size)
 /* A path the VMM will open: it must open now, or the PUT fails (as Firecracker's do). */
 static int check_file(const char *path, bool write, const char *what, char *f, size_t size)
 {
-	int fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
+	int fd;
 
+	/* Opening is not harmless for every file (a watchdog starts, a FIFO's reader wakes): look first. */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return fault(f, size, "%s %s: not a regular file or block device", what, path);
+	fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return fault(f, size, "%s %s: %s", what, path, strerror(errno));
 	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
@@ -873,8 +878,17 @@ int fc_resources_to_vm_config(const struct fc_resources *r, struct vm_config *cf
 		char spec[64];
 		struct vm_net_config *nc;
 
-		if (n->tap)
-			snprintf(spec, sizeof(spec), "tap=%s", n->tap);
+		if (n->tap) {
+			/* A comma is a TAP name's own, not the start of an option: doubled. */
+			size_t o = (size_t)snprintf(spec, sizeof(spec), "tap=");
+
+			for (const char *c = n->tap; *c && o + 3 < sizeof(spec); c++) {
+				spec[o++] = *c;
+				if (*c == ',')
+					spec[o++] = ',';
+			}
+			spec[o] = 0;
+		}
 		if (vm_config_add_net(cfg, n->tap ? spec : n->bootvm_net) < 0)
 			goto err_capture;
 		nc = &cfg->nets[cfg->nr_nets - 1];
@@ -939,7 +953,9 @@ static int put_actions(struct fc_api *api, struct json_object *o, char *f, size_
 	if (!strcmp(type, "SendCtrlAltDel")) {
 		if (api->state == FC_NOT_STARTED)
 			return fault(f, size, "%s", fc_pre_boot);
-		if (!api->ops || !api->ops->ctrl_alt_del)
+		if (!api->ops)
+			return fault(f, size, "The microVM has stopped.");
+		if (!api->ops->ctrl_alt_del)
 			return fault(f, size, "SendCtrlAltDel is not available: this bootvm has no "
 				     "way to ask the guest to shut down yet (no ACPI power button).");
 		return api->ops->ctrl_alt_del(api->opaque, f, size);
@@ -1082,6 +1098,25 @@ static void metrics_group(struct json_object *line, struct fc_api *api, const ch
 	json_object_object_add(line, group, g);
 }
 
+/*
+ * Whether a line of len bytes fits in the metrics FIFO now: a non-blocking
+ * write of more than PIPE_BUF bytes (a line with many guest markers) into a
+ * fuller FIFO writes part of it, and the reader gets a torn line glued to the
+ * next one. A line that does not fit is dropped whole instead.
+ */
+static bool metrics_fits(int fd, size_t len)
+{
+	struct stat st;
+	int cap, queued;
+
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return true;
+	cap = fcntl(fd, F_GETPIPE_SZ);
+	if (cap < 0 || ioctl(fd, FIONREAD, &queued) < 0)
+		return true;
+	return queued <= cap && (size_t)(cap - queued) >= len;
+}
+
 int fc_api_flush_metrics(struct fc_api *api, char *f, size_t size)
 {
 	static const char *const get_names[] = { "instance_info_count", "machine_cfg_count",
@@ -1148,6 +1183,11 @@ int fc_api_flush_metrics(struct fc_api *api, char *f, size_t size)
 	/* Counters count since the last line, as Firecracker's do. */
 	memset(api->counters, 0, sizeof(api->counters));
 	api->last_flush_ms = now_ms(CLOCK_MONOTONIC);
+	if (!metrics_fits(api->metrics_fd, len + 1)) {
+		free(buf);
+		return fault(f, size, "Metrics error: cannot write the metrics line: the FIFO is "
+			     "full (%zu bytes; the line is dropped)", len + 1);
+	}
 	w = write(api->metrics_fd, buf, len + 1);
 	free(buf);
 	if (w != (ssize_t)(len + 1))

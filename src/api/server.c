@@ -32,6 +32,7 @@ struct api_conn {
 	size_t out_len, out_off;
 	bool eof, closing;		/* peer half-closed; close once out is sent */
 	uint64_t busy_since, idle_since;	/* ms: request started / last activity */
+	uint64_t out_since;		/* ms: answers waiting, last sent byte (or queued first) */
 };
 
 struct api_server {
@@ -69,6 +70,8 @@ static bool conn_queue(struct api_conn *c, const char *data, size_t len)
 {
 	if (c->out_len - c->out_off + len > API_OUT_MAX)
 		return false;
+	if (c->out_len == c->out_off)
+		c->out_since = mono_ms();
 	if (c->out_off) {
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 		c->out_len -= c->out_off;
@@ -194,6 +197,7 @@ static void conn_write(struct api_conn *c)
 			return;
 		}
 		c->out_off += (size_t)n;
+		c->out_since = mono_ms();
 	}
 	c->out_off = c->out_len = 0;
 	if (c->closing)
@@ -253,6 +257,11 @@ static void server_timeouts(struct api_server *s)
 				 API_REQUEST_TIMEOUT_MS);
 			conn_fault(c, 408, "The request did not arrive in time.");
 			conn_write(c);
+		} else if (c->fd >= 0 && c->out_len && now - c->out_since >= API_REQUEST_TIMEOUT_MS) {
+			/* Else clients that send requests and read no answers keep every slot. */
+			log_info("api: a client read none of its answers for %d ms: closing it",
+				 API_REQUEST_TIMEOUT_MS);
+			conn_close(c);
 		}
 	}
 }

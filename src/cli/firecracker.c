@@ -130,7 +130,7 @@ struct fc_runtime {
 	pthread_cond_t cond;
 	int start_fd;			/* eventfd: the API thread asks for InstanceStart */
 	struct vm_config *pending;	/* handed over with it */
-	bool start_done;
+	bool start_done, exiting;	/* exiting: no more starts (the API thread is joined next) */
 	int start_ret;
 	char start_fault[FC_FAULT_MAX];
 	int exit_now;			/* >= 0: a signal came during the build, exit with it */
@@ -283,6 +283,13 @@ static int op_start(void *opaque, struct vm_config *cfg, char *fault, size_t siz
 		return fc_boot(rt, cfg, fault, size);
 	/* The main thread builds it: it owns the signals and the VM's lifetime. */
 	pthread_mutex_lock(&rt->lock);
+	if (rt->exiting) {
+		pthread_mutex_unlock(&rt->lock);
+		vm_config_free(cfg);
+		free(cfg);
+		snprintf(fault, size, "Start microvm error: bootvm is exiting.");
+		return -1;
+	}
 	rt->pending = cfg;
 	rt->start_done = false;
 	if (write(rt->start_fd, &one, sizeof(one)) < 0) {
@@ -436,6 +443,28 @@ static int fc_wait_start(struct fc_runtime *rt, int sig_fd)
 	}
 }
 
+/*
+ * Before the API thread is joined: an InstanceStart waiting for the main
+ * thread is answered, later ones are refused (else the join waits for a
+ * thread that waits for the main thread).
+ */
+static void fc_refuse_starts(struct fc_runtime *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	rt->exiting = true;
+	if (rt->pending) {
+		vm_config_free(rt->pending);
+		free(rt->pending);
+		rt->pending = NULL;
+		rt->start_ret = -1;
+		snprintf(rt->start_fault, sizeof(rt->start_fault),
+			 "Start microvm error: bootvm is exiting.");
+		rt->start_done = true;
+		pthread_cond_broadcast(&rt->cond);
+	}
+	pthread_mutex_unlock(&rt->lock);
+}
+
 static int fc_load_config_file(struct fc_api *api, const char *path)
 {
 	struct file_map fm;
@@ -547,6 +576,8 @@ int cli_firecracker(int argc, char **argv)
 	free(rt.cfg);
 
 out_server:
+	if (server)
+		fc_refuse_starts(&rt);
 	api_server_stop(server);
 out_fds:
 	if (sig_fd >= 0)

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "api/fc_api.h"
@@ -434,6 +437,31 @@ static void test_drive_partuuid_ro_and_patch_preboot(void **state)
 	assert_true(f->rec.cfg.disks[0].readonly);
 }
 
+/* A path that is no file is refused without being opened: a FIFO's reader sees no writer. */
+static void test_drive_fifo_not_opened(void **state)
+{
+	struct fixture *f = *state;
+	char *path = helper_asprintf("%s/drive.fifo", f->dir), *b;
+	struct pollfd p;
+	int rfd;
+
+	assert_int_equal(mkfifo(path, 0600), 0);
+	rfd = open(path, O_RDONLY | O_NONBLOCK);
+	assert_true(rfd >= 0);
+	b = helper_asprintf("{\"drive_id\":\"d\",\"is_root_device\":false,\"path_on_host\":\"%s\"}",
+			    path);
+	expect_fault(f, "PUT", "/drives/d", b, "not a regular file or block device");
+	free(b);
+	b = helper_asprintf("{\"kernel_image_path\":\"%s\"}", path);
+	expect_fault(f, "PUT", "/boot-source", b, "not a regular file or block device");
+	free(b);
+	/* A writer that came and went would show as POLLHUP. */
+	p = (struct pollfd){ .fd = rfd, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 0), 0);
+	close(rfd);
+	free(path);
+}
+
 static void test_network_interfaces(void **state)
 {
 	struct fixture *f = *state;
@@ -483,6 +511,20 @@ static void test_network_interfaces(void **state)
 		     "`tx_rate_limiter`");
 	expect_fault(f, "PUT", "/network-interfaces/eth2", "{\"iface_id\":\"eth2\",\"host_dev_name\":"
 		     "\"tap2\"}", "not supported after starting");
+}
+
+/* Linux allows a comma in an interface name: it stays in the name, no option follows. */
+static void test_network_tap_comma(void **state)
+{
+	struct fixture *f = *state;
+
+	expect_204(f, "PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"host_dev_name\":"
+		   "\"tp,id=x,mac=1\"}");
+	put_boot(f, "console=ttyS0");
+	start(f);
+	assert_int_equal(f->rec.cfg.nr_nets, 1);
+	assert_string_equal(f->rec.cfg.nets[0].tap_name, "tp,id=x,mac=1");
+	assert_string_equal(f->rec.cfg.nets[0].id, "eth0");
 }
 
 static void test_actions_and_states(void **state)
@@ -540,6 +582,10 @@ static void test_actions_and_states(void **state)
 	fc_api_vm_ended(&f->api);
 	expect_fault(f, "PATCH", "/vm", "{\"state\":\"Paused\"}", "The microVM has stopped.");
 	assert_int_equal(f->rec.pauses, 1);
+	/* Not "no ACPI power button": the VM is gone. */
+	expect_fault(f, "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}",
+		     "The microVM has stopped.");
+	assert_int_equal(f->rec.ctrl_alt_dels, 1);
 }
 
 static void test_ctrl_alt_del_unavailable(void **state)
@@ -698,6 +744,56 @@ static void test_metrics_timeline(void **state)
 	expect_204(f, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}");
 	check_metrics_line(path, 2, "process_start vm_created first_kvm_run vm_stop", NULL);
 	assert_int_equal(f->rec.metrics_calls, 2);
+	free(path);
+}
+
+/* A line longer than PIPE_BUF into a nearly full FIFO: dropped whole, never torn. */
+static void test_metrics_fifo_full(void **state)
+{
+	struct fixture *f = *state;
+	char *path = helper_asprintf("%s/metrics.fifo", f->dir), *b, *fill, buf[8192];
+	size_t total = 0;
+	int rfd, wfd, cap;
+	ssize_t n;
+
+	assert_int_equal(mkfifo(path, 0600), 0);
+	rfd = open(path, O_RDONLY | O_NONBLOCK);
+	assert_true(rfd >= 0);
+	b = helper_asprintf("{\"metrics_path\":\"%s\"}", path);
+	expect_204(f, "PUT", "/metrics", b);
+	free(b);
+	timeline_reset();
+	for (int i = 0; i < TIMELINE_MAX_MARKERS; i++)	/* the guest's: a line of some 8 KB */
+		timeline_guest_marker(0x1234567890abcdefULL + (uint64_t)i, 8);
+	put_boot(f, "console=ttyS0");
+	start(f);
+	/* All but 100 bytes of the FIFO taken. */
+	wfd = open(path, O_WRONLY | O_NONBLOCK);
+	assert_true(wfd >= 0);
+	cap = fcntl(wfd, F_GETPIPE_SZ);
+	assert_true(cap > 8192);
+	fill = calloc(1, (size_t)cap + 1);
+	assert_non_null(fill);
+	memset(fill, 'x', (size_t)cap - 100);
+	assert_int_equal(write(wfd, fill, (size_t)cap - 100), cap - 100);
+	expect_fault(f, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}", "the FIFO is full");
+	while ((n = read(rfd, buf, sizeof(buf))) > 0)
+		total += (size_t)n;
+	assert_int_equal(total, (size_t)cap - 100);	/* not a byte of the line */
+	/* Room again: the next line goes out whole. */
+	expect_204(f, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}");
+	total = 0;
+	while ((n = read(rfd, fill + total, (size_t)cap - total)) > 0)
+		total += (size_t)n;
+	assert_true(total > 4096 && fill[total - 1] == '\n');
+	fill[total] = 0;
+	struct json_object *line = json_tokener_parse(fill);
+
+	assert_non_null(line);
+	json_object_put(line);
+	free(fill);
+	close(wfd);
+	close(rfd);
 	free(path);
 }
 
@@ -920,12 +1016,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_bodies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drives, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drive_partuuid_ro_and_patch_preboot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drive_fifo_not_opened, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_network_interfaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_network_tap_comma, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_actions_and_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ctrl_alt_del_unavailable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entropy_and_vm_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_timeline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_fifo_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logger, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_file_errors, setup, teardown),
