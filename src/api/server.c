@@ -18,6 +18,7 @@
 #include "api/fc_api.h"
 #include "api/http.h"
 #include "util/log.h"
+#include "util/time.h"
 #include "vmm/thread.h"
 
 #define API_READ_CHUNK 16384
@@ -45,14 +46,6 @@ struct api_server {
 	bool started;
 };
 
-static uint64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 static void conn_close(struct api_conn *c)
 {
 	if (c->fd < 0)
@@ -71,7 +64,7 @@ static bool conn_queue(struct api_conn *c, const char *data, size_t len)
 	if (c->out_len - c->out_off + len > API_OUT_MAX)
 		return false;
 	if (c->out_len == c->out_off)
-		c->out_since = mono_ms();
+		c->out_since = (uint64_t)time_now_ms();
 	if (c->out_off) {
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 		c->out_len -= c->out_off;
@@ -149,7 +142,7 @@ static void conn_process(struct api_server *s, struct api_conn *c)
 	c->in_len -= off;
 	if (http_conn_busy(&c->http) || c->in_len) {
 		if (!c->busy_since)
-			c->busy_since = mono_ms();
+			c->busy_since = (uint64_t)time_now_ms();
 	} else {
 		c->busy_since = 0;
 	}
@@ -178,7 +171,7 @@ static void conn_read(struct api_server *s, struct api_conn *c)
 	} else {
 		c->in_len += (size_t)n;
 	}
-	c->idle_since = mono_ms();
+	c->idle_since = (uint64_t)time_now_ms();
 	conn_process(s, c);
 }
 
@@ -197,7 +190,7 @@ static void conn_write(struct api_conn *c)
 			return;
 		}
 		c->out_off += (size_t)n;
-		c->out_since = mono_ms();
+		c->out_since = (uint64_t)time_now_ms();
 	}
 	c->out_off = c->out_len = 0;
 	if (c->closing)
@@ -241,12 +234,12 @@ static void server_accept(struct api_server *s)
 	}
 	slot->fd = fd;
 	http_conn_init(&slot->http, s->max_body);
-	slot->idle_since = mono_ms();
+	slot->idle_since = (uint64_t)time_now_ms();
 }
 
 static void server_timeouts(struct api_server *s)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = (uint64_t)time_now_ms();
 
 	for (int i = 0; i < API_MAX_CONNS; i++) {
 		struct api_conn *c = &s->conns[i];

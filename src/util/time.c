@@ -9,3 +9,11 @@ long time_now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
+
+long long time_wall_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
