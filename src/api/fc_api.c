@@ -15,6 +15,8 @@
 
 #include "api/fc_log.h"
 #include "util/log.h"
+#include "util/str.h"
+#include "util/time.h"
 #include "vmm/timeline.h"
 
 #define FC_JSON_DEPTH 16
@@ -29,14 +31,6 @@ static const char fc_pre_boot[] =
 	"The requested operation is not supported before starting the microVM.";
 
 /* ---- small helpers ---- */
-
-static uint64_t now_ms(clockid_t clk)
-{
-	struct timespec t;
-
-	clock_gettime(clk, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
 
 static int fault(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fault(char *buf, size_t size, const char *fmt, ...)
@@ -265,20 +259,6 @@ static int check_file(const char *path, bool write, const char *what, char *f, s
 		return fault(f, size, "%s %s: not a regular file or block device", what, path);
 	}
 	close(fd);
-	return 0;
-}
-
-/* "06:00:AC:10:00:02" */
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-	for (int i = 0; i < 6; i++) {
-		if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1]) ||
-		    s[2] != (i == 5 ? 0 : ':'))
-			return -1;
-		char hex[3] = { s[0], s[1], 0 };
-		mac[i] = (uint8_t)strtoul(hex, NULL, 16);
-		s += 3;
-	}
 	return 0;
 }
 
@@ -650,7 +630,7 @@ static int put_net(struct fc_api *api, const char *id, struct json_object *o,
 	if (user && check_bootvm_net(user, f, size) < 0)
 		return -1;
 	if (mac) {
-		if (parse_mac(mac, n.mac) < 0)
+		if (str_parse_mac(mac, n.mac) < 0)
 			return fault(f, size, "%s: invalid MAC address \"%.32s\".", fc_deser, mac);
 		if (n.mac[0] & 1)
 			return fault(f, size, "Network config error: guest_mac %s is a multicast "
@@ -744,7 +724,7 @@ int fc_api_set_metrics(struct fc_api *api, const char *path, bool emit_id, char 
 			     "bad user input: %s: %s", path, strerror(errno));
 	api->metrics_fd = fd;
 	api->metrics_emit_id = emit_id;
-	api->last_flush_ms = now_ms(CLOCK_MONOTONIC);
+	api->last_flush_ms = (uint64_t)time_now_ms();
 	return 0;
 }
 
@@ -1154,7 +1134,7 @@ int fc_api_flush_metrics(struct fc_api *api, char *f, size_t size)
 			     "(PUT /metrics first).");
 	line = json_object_new_object();
 	json_object_object_add(line, "utc_timestamp_ms",
-			       json_object_new_int64((int64_t)now_ms(CLOCK_REALTIME)));
+			       json_object_new_int64(time_wall_ms()));
 	if (api->metrics_emit_id)
 		json_object_object_add(line, "id", json_object_new_string(api->id));
 	api_server = json_object_new_object();
@@ -1182,7 +1162,7 @@ int fc_api_flush_metrics(struct fc_api *api, char *f, size_t size)
 	json_object_put(line);
 	/* Counters count since the last line, as Firecracker's do. */
 	memset(api->counters, 0, sizeof(api->counters));
-	api->last_flush_ms = now_ms(CLOCK_MONOTONIC);
+	api->last_flush_ms = (uint64_t)time_now_ms();
 	if (!metrics_fits(api->metrics_fd, len + 1)) {
 		free(buf);
 		return fault(f, size, "Metrics error: cannot write the metrics line: the FIFO is "
@@ -1209,7 +1189,7 @@ static void flush_unasked(struct fc_api *api)
 void fc_api_tick(struct fc_api *api)
 {
 	pthread_mutex_lock(&api->lock);
-	if (now_ms(CLOCK_MONOTONIC) - api->last_flush_ms >= 60000)
+	if ((uint64_t)time_now_ms() - api->last_flush_ms >= 60000)
 		flush_unasked(api);
 	pthread_mutex_unlock(&api->lock);
 }
@@ -1586,7 +1566,7 @@ int fc_api_init(struct fc_api *api, const char *id, const struct fc_ops *ops, vo
 	api->ops = ops;
 	api->opaque = opaque;
 	api->metrics_fd = -1;
-	api->start_us = now_ms(CLOCK_REALTIME) * 1000;
+	api->start_us = (uint64_t)time_wall_ms() * 1000;
 	return 0;
 }
 

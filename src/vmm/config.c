@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/str.h"
 
 void vm_config_init(struct vm_config *cfg)
 {
@@ -268,20 +269,14 @@ static int config_hostfwd(struct vm_net_config *n, const char *spec, const char 
 
 static int config_mac(struct vm_net_config *n, const char *spec, const char *v)
 {
-	unsigned int b[6];
-	char end;
-
-	if (sscanf(v, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		   &end) != 6 || strlen(v) != 17) {
+	if (str_parse_mac(v, n->mac) < 0) {
 		log_error("--net '%s': mac '%s' is not six hex bytes like 52:54:00:12:34:56", spec, v);
 		return -1;
 	}
-	if (b[0] & 1) {
+	if (n->mac[0] & 1) {
 		log_error("--net '%s': mac '%s' is a multicast address", spec, v);
 		return -1;
 	}
-	for (int i = 0; i < 6; i++)
-		n->mac[i] = (uint8_t)b[i];
 	return 0;
 }
 

@@ -231,6 +231,8 @@ static void test_net_errors(void **state)
 		{ "user,restrict=maybe", "expected on or off" },
 		{ "user,mac=52:54:00:12:34", "six hex bytes" },
 		{ "user,mac=53:54:00:12:34:56", "multicast" },
+		{ "user,mac=+2:54:00:12:34:56", "six hex bytes" },
+		{ "user,mac= 2:54:00:12:34:56", "six hex bytes" },
 		{ "user,id=", "1 to 31" },
 		{ "user,foo=1", "unknown option 'foo'" },
 		{ "tap=tap0,hostfwd=tcp::1-:2", "unknown option 'hostfwd'" },
